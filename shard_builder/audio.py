@@ -1,0 +1,109 @@
+"""Audio decoding and encoding, defined once for the whole project.
+
+``load_audio`` turns whatever soundfile reads into float32 mono at the target rate (torchaudio resampling).
+``encode_audio`` / ``decode_audio_bytes`` are the shard codecs (FLAC or 16-bit WAV).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from functools import lru_cache
+from typing import Tuple
+
+import numpy as np
+import soundfile as sf
+
+TARGET_SR = 16000
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio; ``reason`` is a short machine-friendly tag for reports."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@lru_cache(maxsize=32)
+def _resampler(orig_sr: int, new_sr: int):
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_sr, new_sr, dtype=__import__("torch").float32)
+
+
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int = TARGET_SR) -> np.ndarray:
+    """Resample a mono float32 array with torchaudio's windowed-sinc filter."""
+    if orig_sr == new_sr:
+        return wave
+    import torch
+
+    with torch.no_grad():
+        out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
+    return out.numpy()
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) -> (frames,) float32, by averaging channels."""
+    if data.ndim == 2:
+        data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def check_wave(wave: np.ndarray, *, min_rms: float = 1e-5) -> None:
+    """Raise AudioError for waves that carry nothing useful (no frames, NaN/inf, digital silence)."""
+    if wave.size == 0:
+        raise AudioError("no_frames", "the file holds no audio frames")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError("non_finite", "NaN or infinite samples")
+    if float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) < min_rms:
+        raise AudioError("silent", "all-silent audio")
+
+
+def read_audio(source, *, dtype: str = "float32") -> Tuple[np.ndarray, int]:
+    """Read a path or file-like with soundfile; any failure becomes AudioError('unreadable')."""
+    try:
+        data, sr = sf.read(source, dtype=dtype, always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AudioError("unreadable", msg) from exc
+    return data, int(sr)
+
+
+def load_audio(source, sample_rate: int = TARGET_SR, max_seconds: float | None = None) -> np.ndarray:
+    """Decode any soundfile-readable source to float32 mono at ``sample_rate``, validated."""
+    data, sr = read_audio(source)
+    wave = to_mono(data)
+    if wave.size == 0:
+        raise AudioError("no_frames", "the file holds no audio frames")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError("non_finite", "NaN or infinite samples")
+    if max_seconds is not None and max_seconds > 0:
+        wave = wave[: int(round(max_seconds * sr))]
+    wave = resample(wave, sr, sample_rate)
+    check_wave(wave)
+    return wave
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    return (np.clip(wave, -1.0, 1.0 - 1.0 / 32768) * 32768.0).round().astype(np.int16)
+
+
+def pcm_sha1(pcm16: np.ndarray) -> str:
+    """sha1 of the decoded 16-bit PCM (little-endian): the dedup key and the shard's ``audio_sha1``."""
+    return hashlib.sha1(np.ascontiguousarray(pcm16, dtype="<i2").tobytes()).hexdigest()
+
+
+def encode_audio(pcm16: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    """16-bit PCM -> FLAC or WAV bytes."""
+    if fmt not in ("flac", "wav"):
+        raise ValueError(f"audio format {fmt!r}: expected 'flac' or 'wav'")
+    buf = io.BytesIO()
+    sf.write(buf, pcm16, sample_rate, format=fmt.upper(), subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_audio_bytes(data: bytes) -> Tuple[np.ndarray, int]:
+    """Shard member bytes (FLAC/WAV/...) -> (float32 mono, sample_rate). Raises AudioError on corrupt data."""
+    arr, sr = read_audio(io.BytesIO(data))
+    return to_mono(arr), sr
