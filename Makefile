@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -ra tests
 
 demo: $(STAMP)
-	$(PY) -m shard_builder.demo_pipeline $(DEMO_DIR)
+	$(PY) scripts/demo.py $(DEMO_DIR)
 
 bench: $(STAMP)
 	$(PY) tests/bench/run_all.py --out tests/bench/RESULTS.md
