@@ -45,11 +45,20 @@ def _check_missing(cfg: Any, prefix: str = "") -> None:
             _check_missing(cfg._get_node(i), full)
 
 
-def load_config(schema: Type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Return ``schema`` filled from ``path`` (YAML) and ``overrides`` (``a.b=value`` strings), validated."""
+def _indexes_a_list(key: str) -> bool:
+    return "[" in key or any(part.isdigit() for part in key.split("."))
+
+
+def load_config(schema: Type[T], path: str | Path | Sequence[str | Path] | None = None,
+                overrides: Sequence[str] = ()) -> T:
+    """Return ``schema`` filled from ``path`` (YAML) and ``overrides`` (``a.b=value`` strings), validated.
+
+    ``path`` may also be a list of YAML files, merged in order (later files win): a base config followed by
+    recipe fragments such as ``configs/recipes/augment_replay.yaml``."""
     base = OmegaConf.structured(schema)
     layers = []
-    if path is not None:
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
+    for path in paths:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
@@ -63,16 +72,27 @@ def load_config(schema: Type[T], path: str | Path | None = None, overrides: Sequ
         key = item.split("=", 1)[0]
         if not key or key.strip() != key:
             raise ConfigError(f"override '{item}' has an empty or padded key")
-    if overrides:
+    # overrides into list items (`corpora.0.root=/data/x`, `corpora[0].root=...`) cannot be merged as a dict layer:
+    # they are applied to the merged config below
+    indexed = [o for o in overrides if _indexes_a_list(o.split("=", 1)[0])]
+    plain = [o for o in overrides if o not in indexed]
+    if plain:
         try:
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
+            layers.append(OmegaConf.from_dotlist(list(plain)))
         except OmegaConfBaseException as exc:
             raise ConfigError(f"bad override: {_describe(exc)}") from exc
     try:
         merged = OmegaConf.merge(base, *layers)
     except OmegaConfBaseException as exc:
-        where = f" (in {path})" if path is not None else ""
+        where = f" (in {', '.join(str(p) for p in paths)})" if paths else ""
         raise ConfigError(_describe(exc) + where) from exc
+    for item in indexed:
+        key, value = item.split("=", 1)
+        try:
+            OmegaConf.update(merged, key, OmegaConf.from_dotlist([f"v={value}"])["v"], merge=True)
+        except (OmegaConfBaseException, IndexError, KeyError, TypeError, ValueError) as exc:
+            msg = _describe(exc) if isinstance(exc, OmegaConfBaseException) else str(exc)
+            raise ConfigError(f"bad override '{item}': {msg.splitlines()[0] if msg else type(exc).__name__}") from exc
     _check_missing(merged)
     try:
         obj = OmegaConf.to_object(merged)

@@ -43,6 +43,8 @@ class Record:
     language: Optional[str] = None
     attack: Optional[str] = None
     split: Optional[str] = None
+    #: corpus-specific fields copied into the sample JSON (e.g. ReplayDF's ``setup``); JSON-serialisable values
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:

@@ -186,3 +186,28 @@ class Detector(nn.Module):
 
 def load_export_meta(directory: str | os.PathLike) -> dict:
     return json.loads((Path(directory) / EXPORT_CONFIG).read_text())
+
+
+def average_checkpoints(directories) -> dict:
+    """Element-wise mean of the ``model.safetensors`` weights of several checkpoints/exports (checkpoint averaging).
+
+    Floating-point tensors are averaged in float64 and cast back; integer buffers are taken from the last one.
+    """
+    from safetensors.torch import load_file
+
+    directories = [Path(d) for d in directories]
+    if not directories:
+        raise ValueError("average_checkpoints: no directories given")
+    total = None
+    for d in directories:
+        state = load_file(str(d / EXPORT_WEIGHTS))
+        if total is None:
+            total = {k: (v.double() if v.is_floating_point() else v) for k, v in state.items()}
+            dtypes = {k: v.dtype for k, v in state.items()}
+            continue
+        if state.keys() != total.keys():
+            raise ValueError(f"average_checkpoints: {d} has different weights than {directories[0]}")
+        for k, v in state.items():
+            total[k] = total[k] + v.double() if v.is_floating_point() else v
+    n = len(directories)
+    return {k: ((v / n).to(dtypes[k]) if dtypes[k].is_floating_point else v) for k, v in total.items()}

@@ -1,0 +1,172 @@
+"""The data stream: exactly-once assignment, exact mid-epoch resume without decoding, corrupt members, mix weights."""
+from __future__ import annotations
+
+import collections
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+import trainer.data as data
+from shardkit import write_shards
+from trainer.data import (CorruptDataError, ResumeMismatch, ShardStream, StreamOptions, TrainStream, list_shards,
+                          random_crop)
+
+
+def opts(**kw):
+    base = dict(seed=3, batch_size=3, crop_samples=8000, world=1, rank=0, num_workers=0)
+    base.update(kw)
+    return StreamOptions(**base)
+
+
+def all_keys(shards):
+    keys = []
+    for s in shards:
+        with tarfile.open(s.path) as tf:
+            keys += sorted({m.name.split(".")[0] for m in tf.getmembers()})
+    return keys
+
+
+def test_every_sample_read_by_exactly_one_rank_and_worker(shards):
+    infos = list_shards(shards, "train")
+    reader = collections.defaultdict(set)
+    for rank in range(2):
+        for worker in range(2):
+            ds = ShardStream(infos, opts(world=2, rank=rank, num_workers=2, train=False), epoch=1)
+            for b in ds._batches(worker, ds.worker_shards(worker), (0, 0, 0)):
+                for k in b["keys"]:
+                    reader[k].add((rank, worker))
+    assert sorted(reader) == sorted(all_keys(infos))
+    assert all(len(v) == 1 for v in reader.values())
+
+
+def test_shard_order_depends_on_seed_and_epoch(shards):
+    infos = list_shards(shards, "train")
+    a = data.assign_shards(infos, 0, 0, 1, 1)
+    assert a == data.assign_shards(infos, 0, 0, 1, 1)
+    assert a != data.assign_shards(infos, 0, 1, 1, 1) or a != data.assign_shards(infos, 1, 0, 1, 1)
+
+
+def consume(stream, n=None):
+    out = []
+    while n is None or len(out) < n:
+        got = stream.fetch(1)
+        if got is None:
+            break
+        stream.commit(got[0])
+        out.append((got[0]["keys"], got[0]["wave"].numpy().copy()))
+    return out
+
+
+def test_mid_epoch_resume_with_workers_continues_the_same_sequence(shards):
+    infos = list_shards(shards, "train")
+    o = opts(num_workers=2, weights={"attack_type:replay": 1.5})
+    full = consume(TrainStream(infos, o))
+    first = TrainStream(infos, o)
+    head = consume(first, 5)
+    state = json.loads(json.dumps(first.state_dict()))  # as stored in the checkpoint
+    first.close()
+    resumed = TrainStream(infos, o)
+    resumed.load_state_dict(state)
+    tail = consume(resumed)
+    assert [k for k, _ in head + tail] == [k for k, _ in full]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(head + tail, full))  # same crops too
+
+
+def test_resume_skips_without_decoding(shards, monkeypatch):
+    infos = list_shards(shards, "train")[:1]
+    decoded = []
+    real = data.decode_member
+    monkeypatch.setattr(data, "decode_member", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    stream = TrainStream(infos, opts(batch_size=1))
+    stream.load_state_dict({"epoch": 0, "rotation": 0, "positions": {"0": [0, 6, 0]}, "world": 1,
+                            "num_workers": 0})
+    left = consume(stream)
+    assert len(left) == 2 and len(decoded) == 2  # the 6 samples before the position were never decoded
+
+
+def test_resume_with_other_layout_mid_epoch_is_refused(shards):
+    infos = list_shards(shards, "train")
+    s = TrainStream(infos, opts(num_workers=0))
+    consume(s, 2)
+    state = s.state_dict()
+    other = TrainStream(infos, opts(world=2, rank=0))
+    with pytest.raises(ResumeMismatch, match="same number of processes"):
+        other.load_state_dict(state)
+
+
+def test_window_decode_equals_crop_of_full_decode(shards):
+    from shard_builder.audio import decode_audio_bytes
+
+    infos = list_shards(shards, "train")
+    samples, _ = data.index_tar(infos[0].path)
+    with open(infos[0].path, "rb") as f:
+        for s in samples[:3]:  # 1.0, 2.5 and 4.5 s clips around a 2 s crop
+            off, size = s.members["flac"]
+            f.seek(off)
+            raw = f.read(size)
+            full, _ = decode_audio_bytes(raw)
+            a = data.decode_member(raw, 16000, 32000, np.random.default_rng(7))
+            b = random_crop(full, 32000, np.random.default_rng(7))
+            assert np.array_equal(a, b)
+
+
+def test_random_crop_repeat_pads_short_clips():
+    rng = np.random.default_rng(0)
+    x = np.arange(5, dtype=np.float32)
+    assert random_crop(x, 12, rng).tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+    y = random_crop(np.arange(100, dtype=np.float32), 10, rng)
+    assert y.size == 10 and np.all(np.diff(y) == 1)
+
+
+@pytest.fixture()
+def corrupt_shards(tmp_path):
+    root = write_shards(tmp_path, "train", n_samples=16, samples_per_shard=8, seed=5)
+    shard0 = tmp_path / "train" / "shard-000000.tar"
+    # garble the audio bytes of the first sample (same size, so the tar stays valid)
+    with tarfile.open(shard0) as tf:
+        m = next(m for m in tf.getmembers() if m.name.endswith(".flac"))
+        off, size = m.offset_data, m.size
+    raw = bytearray(shard0.read_bytes())
+    raw[off:off + size] = b"\x00" * size
+    shard0.write_bytes(bytes(raw))
+    # truncate the second shard in the middle of its last sample
+    shard1 = tmp_path / "train" / "shard-000001.tar"
+    shard1.write_bytes(shard1.read_bytes()[: int(shard1.stat().st_size * 0.8)])
+    return root
+
+
+def test_corrupt_members_are_skipped_counted_and_named(corrupt_shards, caplog):
+    infos = list_shards(corrupt_shards, "train")
+    s = TrainStream(infos, opts(batch_size=1))
+    got = consume(s)
+    assert s.problems_total >= 2
+    assert 10 <= len(got) <= 14  # 16 minus the garbled one and the truncated tail
+    assert "shard-000000.tar" in caplog.text and "shard-000001.tar" in caplog.text
+
+
+def test_corrupt_member_stops_the_run_when_configured(corrupt_shards):
+    infos = list_shards(corrupt_shards, "train")
+    s = TrainStream(infos, opts(batch_size=1, on_corrupt="fail"))
+    with pytest.raises(CorruptDataError, match=r"shard-00000\d\.tar.*on_corrupt=fail"):
+        consume(s)
+
+
+def test_mix_weights_change_the_share(shards):
+    infos = list_shards(shards, "train")
+
+    def replay_share(weights):
+        s = TrainStream(infos, opts(batch_size=1, weights=weights))
+        s.fetch(1)
+        corp = collections.Counter()
+        while True:
+            got = s.fetch(1)
+            if got is None:
+                break
+            corp.update(got[0]["attack_types"])
+        return corp["replay"] / sum(corp.values())
+
+    assert replay_share({"attack_type:replay": 3.0}) > replay_share({}) + 0.2
+    assert replay_share({"attack_type:replay": 0.0}) == 0.0

@@ -1,0 +1,441 @@
+"""The training data stream: WebDataset shards -> (rank, worker) assignment -> decode -> crop/augment -> batch.
+
+Stages, each a plain function (STYLE.md):
+
+1. ``list_shards``: the shards of a split, with their sample counts from ``index.json``.
+2. ``assign_shards``: a deterministic shard order per (seed, epoch); shards are dealt to ranks and then to the
+   DataLoader workers of each rank, balancing sample counts, so every sample of the epoch belongs to exactly one
+   (rank, worker).
+3. ``index_tar``: the members of one shard, grouped by key, found by reading the 512-byte tar headers only
+   (``tarfile`` seeks over the data). This is what makes mid-epoch resume cheap: a worker skips to its position
+   without decoding anything, so resume time does not depend on the position in the epoch.
+4. ``ShardStream``: per worker, samples in a per-(seed, epoch, shard) permuted order, decoded, mixed by
+   ``data.weights``, randomly cropped (short clips repeat-padded), augmented, batched. Every random choice comes
+   from a generator seeded by (seed, epoch, key, copy), never from a global RNG.
+5. ``TrainStream`` (main process): one DataLoader per epoch, the position of every worker as of the last batch
+   the trainer consumed, and the state that goes into checkpoints.
+
+Why the loader never goes through ``accelerator.prepare``: accelerate would re-shard or dispatch an iterable
+stream (FACTS.md); the split across ranks is done here.
+
+Position of a worker: ``(shard_slot, sample_index, copy)``: the next thing it will emit. Batches carry the position
+*after* themselves and their (logical) worker id; the trainer records it when it has trained on the batch.
+The DataLoader serves workers round-robin (skipping exhausted ones); on resume the worker ids are rotated so the
+round-robin continues with the worker after the one that produced the last consumed batch. Result: the resumed
+batch sequence is identical to the uninterrupted one.
+
+End of epoch (same number of batches on every rank): each worker drops its last partial batch; the trainer ends
+the epoch for all ranks at the first step where any rank has no full batch left (ranks agree with one all-reduce).
+The samples still unread on the other ranks are dropped for this epoch (the shard order is reshuffled each epoch, so
+it is a different set each time); shards are dealt by sample count to keep that remainder small.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import signal
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from shard_builder.audio import to_mono
+from shard_builder.schema import label_to_int
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTS = ("flac", "wav", "mp3", "ogg", "opus", "m4a")
+
+
+class CorruptDataError(RuntimeError):
+    """A shard member could not be read and ``data.on_corrupt=fail``."""
+
+
+class ShardsNotFound(FileNotFoundError):
+    """``data.shards`` / the split has no shards."""
+
+
+# -- 1. shards ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShardInfo:
+    path: str
+    samples: int  # from index.json (used for balancing only; the tar is the truth)
+
+
+def list_shards(root: str | os.PathLike, split: str) -> List[ShardInfo]:
+    """Shards of ``root/split`` in name order, with sample counts from ``index.json`` when there is one."""
+    d = Path(root) / split
+    if not d.is_dir():
+        raise ShardsNotFound(f"no split directory {d} (data.shards={root}, split={split})")
+    counts: Dict[str, int] = {}
+    index = d / "index.json"
+    if index.is_file():
+        for s in json.loads(index.read_text()).get("shards", []):
+            counts[s["name"]] = int(s.get("samples", 0))
+    paths = sorted(d.glob("*.tar"))
+    if not paths:
+        raise ShardsNotFound(f"no .tar shards in {d}")
+    # Without an index, the file size is a fair proxy for the sample count when balancing.
+    return [ShardInfo(str(p), counts.get(p.name, max(1, p.stat().st_size // 100_000))) for p in paths]
+
+
+# -- 2. assignment -------------------------------------------------------------------------------------------------
+def _deal(items: List[int], sizes: List[int], n: int) -> List[List[int]]:
+    """Deal ``items`` (in order) to ``n`` bins, each to the bin with the fewest samples so far (ties: lowest bin)."""
+    bins: List[List[int]] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in items:
+        b = min(range(n), key=lambda j: (load[j], j))
+        bins[b].append(i)
+        load[b] += sizes[i]
+    return bins
+
+
+def assign_shards(shards: List[ShardInfo], seed: int, epoch: int, world: int, workers: int,
+                  shuffle: bool = True) -> List[List[List[int]]]:
+    """``[rank][worker] -> shard indices`` for one epoch: a permutation seeded by (seed, epoch), dealt by size."""
+    n = len(shards)
+    order = list(np.random.default_rng([seed, epoch, 0x5A4D]).permutation(n)) if shuffle else list(range(n))
+    sizes = [s.samples for s in shards]
+    return [_deal(r, sizes, max(1, workers)) for r in _deal(order, sizes, world)]
+
+
+# -- 3. tar index --------------------------------------------------------------------------------------------------
+@dataclass
+class TarSample:
+    key: str
+    members: Dict[str, Tuple[int, int]] = field(default_factory=dict)  # ext -> (data offset, size)
+    problem: Optional[str] = None
+
+
+def _split_name(name: str) -> Tuple[str, str]:
+    """WebDataset convention: the key is the path up to the first dot of the file name."""
+    d, base = os.path.split(name)
+    key, _, ext = base.partition(".")
+    return (os.path.join(d, key) if d else key), ext
+
+
+def index_tar(path: str) -> Tuple[List[TarSample], Optional[str]]:
+    """Members of a shard grouped by key, from headers only. Returns (samples, problem with the tar or None)."""
+    size = os.path.getsize(path)
+    samples: List[TarSample] = []
+    problem = None
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            while True:
+                try:
+                    info = tf.next()
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    problem = f"unreadable tar after {len(samples)} samples: {exc}"
+                    break
+                if info is None:
+                    break
+                if not info.isfile():
+                    continue
+                key, ext = _split_name(info.name)
+                if not samples or samples[-1].key != key:
+                    samples.append(TarSample(key))
+                if info.offset_data + info.size > size:
+                    samples[-1].problem = f"member {info.name} truncated"
+                    problem = f"truncated at member {info.name}"
+                    break
+                samples[-1].members[ext] = (info.offset_data, info.size)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        return [], f"cannot open tar: {exc}"
+    return samples, problem
+
+
+# -- 4. per-worker stream ------------------------------------------------------------------------------------------
+def key_seed(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+def random_crop(wave: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random window of ``length`` samples; shorter clips are repeated end to end first (repeat-padding)."""
+    if wave.size == 0:
+        return np.zeros(length, dtype=np.float32)
+    if wave.size < length:
+        wave = np.tile(wave, int(math.ceil(length / wave.size)))
+        return wave[:length].astype(np.float32, copy=False)
+    start = int(rng.integers(0, wave.size - length + 1))
+    return wave[start:start + length].astype(np.float32, copy=False)
+
+
+def decode_member(data: bytes, sample_rate: int, length: int, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Audio member bytes -> float32 mono, decoding only what is used.
+
+    With ``rng``: a random window of ``length`` samples (the same window :func:`random_crop` would pick), read by
+    seeking inside the FLAC/WAV stream, so a 4 s crop of a 20 s clip decodes 4 s; short clips are repeat-padded.
+    Without: the first ``length`` samples (validation). Raises ValueError on unreadable audio.
+    """
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as snd:
+            if snd.samplerate != sample_rate:
+                raise ValueError(f"sample rate {snd.samplerate} != data.sample_rate={sample_rate}")
+            n = snd.frames
+            if rng is None:
+                return to_mono(snd.read(min(n, length) if 0 < n < 2**40 else length, dtype="float32", always_2d=True))
+            if not 0 < n < 2**40 or not snd.seekable():  # unknown length: decode everything
+                return random_crop(to_mono(snd.read(dtype="float32", always_2d=True)), length, rng)
+            if n < length:
+                wave = to_mono(snd.read(dtype="float32", always_2d=True))
+                if wave.size != n:
+                    raise ValueError(f"decoded {wave.size} of {n} frames")
+                return random_crop(wave, length, rng)
+            start = int(rng.integers(0, n - length + 1))
+            snd.seek(start)
+            wave = to_mono(snd.read(length, dtype="float32", always_2d=True))
+            if wave.size != length:
+                raise ValueError(f"decoded {wave.size} of {length} frames at offset {start}")
+            return wave
+    except sf.LibsndfileError as exc:
+        raise ValueError(f"unreadable audio: {exc}") from exc
+    except RuntimeError as exc:
+        raise ValueError(f"unreadable audio: {exc}") from exc
+
+
+@dataclass
+class StreamOptions:
+    seed: int
+    batch_size: int
+    sample_rate: int = 16000
+    train: bool = True  # False: no shuffle within shards, no mix weights, no crop/augment, keep the last batch
+    crop_samples: int = 64000
+    max_samples: int = 128000  # evaluation: truncate clips to this
+    weights: Dict[str, float] = field(default_factory=dict)
+    on_corrupt: str = "skip"
+    world: int = 1
+    rank: int = 0
+    num_workers: int = 0
+
+
+class ShardStream(IterableDataset):
+    """Yields collated batches (dicts). One instance per epoch, copied into every DataLoader worker."""
+
+    def __init__(self, shards: List[ShardInfo], opts: StreamOptions, augmenter=None, epoch: int = 0,
+                 positions: Optional[Dict[int, Tuple[int, int, int]]] = None, rotation: int = 0):
+        self.shards, self.opts, self.augmenter = shards, opts, augmenter
+        self.epoch, self.rotation = epoch, rotation
+        self.positions = dict(positions or {})
+        self.assignment = assign_shards(shards, opts.seed, epoch, opts.world, opts.num_workers, shuffle=opts.train)
+
+    # which shards a logical worker reads, for tests and docs
+    def worker_shards(self, logical: int) -> List[int]:
+        return self.assignment[self.opts.rank][logical]
+
+    def copies(self, meta: dict, key: str) -> int:
+        """How many times a sample is emitted this epoch under ``data.weights`` (floor + Bernoulli remainder)."""
+        if not self.opts.train or not self.opts.weights:
+            return 1
+        w = 1.0
+        w *= self.opts.weights.get(f"corpus:{meta.get('corpus')}", 1.0)
+        w *= self.opts.weights.get(f"attack_type:{meta.get('attack_type')}", 1.0)
+        base = int(math.floor(w))
+        u = np.random.default_rng([self.opts.seed, self.epoch, key_seed(key), 0x313]).random()
+        return base + int(u < w - base)
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        n_workers = max(1, self.opts.num_workers)
+        physical = info.id if info is not None else 0
+        logical = (physical + self.rotation) % n_workers
+        shard_ids = self.assignment[self.opts.rank][logical]
+        yield from self._batches(logical, shard_ids, self.positions.get(logical, (0, 0, 0)))
+
+    def _problem(self, where: str, why: str) -> dict:
+        msg = f"corrupt shard data: {where}: {why}"
+        if self.opts.on_corrupt == "fail":
+            raise CorruptDataError(msg + " (data.on_corrupt=fail; use data.on_corrupt=skip to skip such members)")
+        log.warning("%s (skipped)", msg)
+        return {"where": where, "why": why}
+
+    def _read(self, f, s: TarSample) -> Tuple[dict, bytes]:
+        """The sample's metadata and audio bytes (nothing decoded yet)."""
+        if s.problem:
+            raise ValueError(s.problem)
+        if "json" not in s.members:
+            raise ValueError("no .json member")
+        audio_ext = next((e for e in AUDIO_EXTS if e in s.members), None)
+        if audio_ext is None:
+            raise ValueError(f"no audio member (have {sorted(s.members)})")
+        off, size = s.members["json"]
+        f.seek(off)
+        meta = json.loads(f.read(size).decode("utf-8"))
+        label_to_int(meta["label"])  # validates the label
+        off, size = s.members[audio_ext]
+        f.seek(off)
+        data = f.read(size)
+        if len(data) != size:
+            raise ValueError(f"{audio_ext} member truncated")
+        return meta, data
+
+    def _example(self, meta: dict, data: bytes, key: str, copy: int) -> dict:
+        o = self.opts
+        if o.train:
+            rng = np.random.default_rng([o.seed, self.epoch, key_seed(key), copy])
+            x = decode_member(data, o.sample_rate, o.crop_samples, rng)
+            if self.augmenter is not None and self.augmenter.active:
+                x = np.asarray(self.augmenter(x, rng), dtype=np.float32)
+                x = x[:o.crop_samples] if x.size >= o.crop_samples else random_crop(x, o.crop_samples, rng)
+        else:
+            x = decode_member(data, o.sample_rate, o.max_samples)
+        return {"wave": x, "label": label_to_int(meta["label"]), "key": key,
+                "attack_type": meta.get("attack_type"), "corpus": meta.get("corpus")}
+
+    def _batches(self, logical: int, shard_ids: List[int], start: Tuple[int, int, int]) -> Iterator[dict]:
+        o = self.opts
+        slot, k, c = start
+        buf: List[dict] = []
+        problems: List[dict] = []
+        while slot < len(shard_ids):
+            path = self.shards[shard_ids[slot]].path
+            samples, tar_problem = index_tar(path)
+            order = (np.random.default_rng([o.seed, self.epoch, key_seed(os.path.basename(path))]).permutation(len(samples))
+                     if o.train else np.arange(len(samples)))
+            with open(path, "rb") as f:
+                while k < len(order):
+                    s = samples[order[k]]
+                    try:
+                        meta, data = self._read(f, s)
+                        n = self.copies(meta, s.key)
+                        examples = [self._example(meta, data, s.key, copy) for copy in range(c, n)]
+                    except CorruptDataError:
+                        raise
+                    except Exception as exc:  # a bad member never stops the stream unless on_corrupt=fail
+                        problems.append(self._problem(f"{path}:{s.key}", str(exc) or type(exc).__name__))
+                        k, c = k + 1, 0
+                        continue
+                    for ex in examples:
+                        buf.append(ex)
+                        c += 1
+                        if len(buf) == o.batch_size:
+                            after = (slot, k, c) if c < n else (slot, k + 1, 0)
+                            yield collate(buf, logical, after, problems)
+                            buf, problems = [], []
+                    k, c = k + 1, 0
+            if tar_problem:
+                problems.append(self._problem(path, tar_problem))
+            slot, k, c = slot + 1, 0, 0
+        if buf and not o.train:
+            yield collate(buf, logical, (slot, 0, 0), problems)
+
+
+def collate(examples: List[dict], worker: int, position: Tuple[int, int, int], problems: List[dict]) -> dict:
+    """Zero-pad to the longest clip; ``lengths`` holds the valid samples of each row."""
+    lengths = [e["wave"].size for e in examples]
+    wave = np.zeros((len(examples), max(lengths)), dtype=np.float32)
+    for i, e in enumerate(examples):
+        wave[i, :lengths[i]] = e["wave"]
+    return {
+        "wave": torch.from_numpy(wave),
+        "lengths": torch.tensor(lengths, dtype=torch.long),
+        "labels": torch.tensor([e["label"] for e in examples], dtype=torch.float32),
+        "keys": [e["key"] for e in examples],
+        "attack_types": [e["attack_type"] for e in examples],
+        "corpora": [e["corpus"] for e in examples],
+        "worker": worker,
+        "position": position,
+        "problems": problems,
+    }
+
+
+def _worker_init(_: int) -> None:
+    # Preemption signals are for the trainer process; workers keep serving until it shuts them down.
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: ShardStream, num_workers: int, seed: int) -> DataLoader:
+    # A private generator: creating a loader must not consume the global torch RNG (exact resume).
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, worker_init_fn=_worker_init,
+                      generator=torch.Generator().manual_seed(seed), prefetch_factor=4 if num_workers else None,
+                      persistent_workers=False)
+
+
+# -- 5. the trainer's view -----------------------------------------------------------------------------------------
+class ResumeMismatch(RuntimeError):
+    pass
+
+
+class TrainStream:
+    """Batches of one rank, epoch after epoch, with a checkpointable position."""
+
+    def __init__(self, shards: List[ShardInfo], opts: StreamOptions, augmenter=None):
+        self.shards, self.opts, self.augmenter = shards, opts, augmenter
+        self.epoch = 0
+        self.positions: Dict[int, Tuple[int, int, int]] = {}
+        self.rotation = 0
+        self.batches_in_epoch = 0
+        self.problems_total = 0
+        self._it = None
+
+    def _iterator(self):
+        if self._it is None:
+            ds = ShardStream(self.shards, self.opts, self.augmenter, self.epoch, self.positions, self.rotation)
+            self._it = iter(make_loader(ds, self.opts.num_workers, self.opts.seed))
+        return self._it
+
+    def fetch(self, n: int) -> Optional[List[dict]]:
+        """The next ``n`` batches of this epoch, or None when this rank has fewer than ``n`` left."""
+        out = []
+        for _ in range(n):
+            try:
+                out.append(next(self._iterator()))
+            except StopIteration:
+                return None
+        return out
+
+    def commit(self, batch: dict) -> List[dict]:
+        """The trainer has trained on ``batch``: advance the checkpointable position. Returns its data problems."""
+        self.positions[batch["worker"]] = tuple(batch["position"])
+        self.rotation = (batch["worker"] + 1) % max(1, self.opts.num_workers)
+        self.batches_in_epoch += 1
+        self.problems_total += len(batch["problems"])
+        return batch["problems"]
+
+    def next_epoch(self) -> None:
+        self.close()
+        self.epoch += 1
+        self.positions, self.rotation, self.batches_in_epoch = {}, 0, 0
+
+    def close(self) -> None:
+        self._it = None  # the DataLoader iterator shuts its workers down when collected
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch, "rotation": self.rotation, "batches_in_epoch": self.batches_in_epoch,
+            "positions": {str(k): list(v) for k, v in sorted(self.positions.items())},
+            "world": self.opts.world, "rank": self.opts.rank, "num_workers": self.opts.num_workers,
+            "problems_total": self.problems_total,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        mid_epoch = bool(state["positions"])
+        if mid_epoch and (state["world"] != self.opts.world or state["num_workers"] != self.opts.num_workers):
+            raise ResumeMismatch(
+                f"the checkpoint was written mid-epoch by {state['world']} process(es) x {state['num_workers']} "
+                f"data worker(s); this run has {self.opts.world} x {self.opts.num_workers}. The data position of "
+                f"each (rank, worker) cannot be mapped exactly onto a different layout, so resuming would repeat or "
+                f"skip samples: rerun with the same number of processes and data.num_workers="
+                f"{state['num_workers']}, or start a new output_dir.")
+        self.close()
+        self.epoch = int(state["epoch"])
+        self.rotation = int(state["rotation"]) if mid_epoch else 0
+        self.batches_in_epoch = int(state.get("batches_in_epoch", 0))
+        self.positions = {int(k): tuple(v) for k, v in state["positions"].items()}
+        self.problems_total = int(state.get("problems_total", 0))
+
+
+def eval_loader(shards: List[ShardInfo], opts: StreamOptions) -> DataLoader:
+    """Validation batches of this rank: its share of the split in order, clips truncated, the last batch kept."""
+    return make_loader(ShardStream(shards, opts), opts.num_workers, opts.seed)
