@@ -8,6 +8,7 @@ from shard_builder.configuration import MISSING, ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
+PADDINGS = ("none", "zero")
 
 
 @dataclass
@@ -26,7 +27,11 @@ class ScoringConfig:
     # Batches hold at most this much padded audio (seconds) and at most max_batch_size items.
     batch_seconds: float = 160.0
     max_batch_size: int = 32
-    # Sort by length inside each window before batching (less padding). false = arrival order (the baseline).
+    # "none": a batch only holds utterances (chunks) of identical length, so nothing is padded and a score never
+    # depends on its batch companions (the default: group-norm WavLM runs without an attention mask and zero
+    # padding shifts its scores). "zero": mixed lengths, zero-padded to the longest (faster on GPUs).
+    padding: str = "none"
+    # padding=zero only: sort by length inside each window before batching (less padding); false = arrival order.
     bucketing: bool = True
     # Samples per bucketing window. A window of one shard is also the unit of work given to a rank, so every
     # sample sees the same batch companions whatever the number of processes (identical scores).
@@ -74,6 +79,8 @@ class EvalConfig:
             raise ConfigError(f"config key 'scoring.device': {s.device!r} is not one of {DEVICES}")
         if s.precision not in PRECISIONS:
             raise ConfigError(f"config key 'scoring.precision': {s.precision!r} is not one of {PRECISIONS}")
+        if s.padding not in PADDINGS:
+            raise ConfigError(f"config key 'scoring.padding': {s.padding!r} is not one of {PADDINGS}")
         if s.max_seconds is not None and s.max_seconds <= 0:
             raise ConfigError("config key 'scoring.max_seconds': must be > 0 or null")
         if s.chunk_seconds <= 0.1:

@@ -288,20 +288,31 @@ def chunk_sample(sample: Sample, chunk_samples: int) -> List[Item]:
     return [Item(sample.key, j, sample.wave[bounds[j]:bounds[j + 1]]) for j in range(n)]
 
 
-def make_batches(items: List[Item], batch_samples: int, max_batch_size: int, bucketing: bool) -> List[List[Item]]:
+def make_batches(
+    items: List[Item], batch_samples: int, max_batch_size: int, bucketing: bool, padding: str = "zero"
+) -> List[List[Item]]:
     """Group items into batches of at most ``batch_samples`` padded samples and ``max_batch_size`` items.
 
-    With ``bucketing`` the items are first sorted by length (longest first, ties by key), so each batch holds
-    similar lengths; without it they stay in arrival order (the naive baseline).
+    ``padding="none"``: a batch only holds items of exactly the same length, so no item is padded and its score
+    cannot depend on its companions (group-norm WavLM, run without an attention mask, sees zero padding).
+    ``padding="zero"``: items of different lengths share a batch, zero-padded to the longest; with ``bucketing``
+    they are first sorted by length (longest first, ties in arrival order), without it they stay in arrival
+    order (the naive baseline).
     """
-    if bucketing:
-        items = sorted(items, key=lambda it: (-it.wave.size, it.key, it.chunk))
+    if padding not in ("none", "zero"):
+        raise ValueError(f"padding={padding!r}: expected 'none' or 'zero'")
+    if bucketing or padding == "none":
+        items = sorted(items, key=lambda it: -it.wave.size)  # stable: ties keep arrival order
     batches: List[List[Item]] = []
     cur: List[Item] = []
     cur_max = 0
     for it in items:
         new_max = max(cur_max, it.wave.size)
-        if cur and (len(cur) + 1 > max_batch_size or new_max * (len(cur) + 1) > batch_samples):
+        if cur and (
+            len(cur) + 1 > max_batch_size
+            or new_max * (len(cur) + 1) > batch_samples
+            or (padding == "none" and it.wave.size != cur_max)
+        ):
             batches.append(cur)
             cur, new_max = [], it.wave.size
         cur.append(it)

@@ -148,10 +148,12 @@ class FileScorer:
                 if logits or group:  # a last sliver after full chunks adds nothing; drop it
                     continue
                 raise DetectError(f"too_short: {seconds:.3f} s; at least {MIN_SAMPLES / TARGET_SR:.3f} s needed")
-            group.append(chunk)
-            if max(g.size for g in group) * len(group) >= self.batch_samples:
+            # Only chunks of identical length share a batch: nothing is zero-padded (padding shifts the scores
+            # of group-norm WavLM), and the memory held stays at most one batch of chunks.
+            if group and (chunk.size != group[0].size or chunk.size * (len(group) + 1) > self.batch_samples):
                 logits.extend(self._score_group(group).tolist())
                 group = []
+            group.append(chunk)
         if group:
             logits.extend(self._score_group(group).tolist())
         if n_samples == 0:

@@ -267,16 +267,19 @@ def write_outputs(cfg: EvalConfig, merged: dict, model_meta: Optional[dict]) -> 
     (out / "plots").mkdir(parents=True, exist_ok=True)
     rows = merged["rows"]
     calibration = calibration_from_meta(model_meta)
+    early_warnings = []
+    threshold, source = 0.0, "default: logit 0, i.e. p_spoof = sigmoid(score) >= 0.5"
     if cfg.metrics.threshold is not None:
         threshold, source = float(cfg.metrics.threshold), "metrics.threshold"
     elif calibration:
-        threshold, source = score_threshold(calibration), "the calibrated Bayes threshold saved with the model"
-    else:
-        threshold, source = 0.0, "default: logit 0, i.e. p_spoof = sigmoid(score) >= 0.5"
+        try:
+            threshold, source = score_threshold(calibration), "the calibrated Bayes threshold saved with the model"
+        except ValueError as exc:
+            early_warnings.append(f"calibration not used for the threshold: {exc}")
     mc = {"p_spoof": cfg.metrics.p_spoof, "c_miss": cfg.metrics.c_miss, "c_fa": cfg.metrics.c_fa,
           "bootstrap": cfg.metrics.bootstrap, "seed": cfg.metrics.seed}
     m = compute_metrics(rows, threshold, calibration, mc)
-    warnings = polarity_warnings(m)
+    warnings = early_warnings + polarity_warnings(m)
     if merged["duplicate_keys"]:
         warnings.append(f"{len(merged['duplicate_keys'])} key(s) occur more than once in the split "
                         f"(e.g. {merged['duplicate_keys'][:3]}): each occurrence is counted")

@@ -112,7 +112,7 @@ def _score_windows(stream, scorer, sc, sr, chunk_samples, batch_samples, res, pr
                 items.append(it)
         sums: Dict[str, float] = defaultdict(float)
         n_chunks: Dict[str, int] = defaultdict(int)
-        for batch in make_batches(items, batch_samples, sc.max_batch_size, sc.bucketing):
+        for batch in make_batches(items, batch_samples, sc.max_batch_size, sc.bucketing, sc.padding):
             tm = time.perf_counter()
             logits, padded, real = scorer.score_batch(batch)
             res.model_seconds += time.perf_counter() - tm

@@ -57,14 +57,14 @@ import soundfile as sf
 
 from . import synth
 
-__all__ = ["write_demo_corpora", "EXPECTED_SKIPS", "EXPECTED_DUPLICATES", "CORPUS_DIRS"]
+__all__ = ["write_demo_corpora", "plan_demo", "render_clip", "EXPECTED_SKIPS", "EXPECTED_DUPLICATES", "CORPUS_DIRS"]
 
 #: top-level folders written under OUT_DIR (replaced as a whole when the demo is written again)
 CORPUS_DIRS = ("asvspoof2019", "asvspoof2021", "for", "slavic", "replaydf", "pyara", "generated_phrases")
 
 #: (entry name, source path relative to the entry's root) -> the skip reason the build should report
 EXPECTED_SKIPS: Dict[Tuple[str, str], str] = {}
-#: entry name -> number of its records that duplicate audio of another entry (one of the two copies is dropped)
+#: records whose decoded audio duplicates another entry's (a generated_phrases clip copied into pyara)
 EXPECTED_DUPLICATES = 1
 
 MARKER = ".demo-corpora"

@@ -124,33 +124,88 @@ def _split_name(name: str) -> Tuple[str, str]:
     return (os.path.join(d, key) if d else key), ext
 
 
-def index_tar(path: str) -> Tuple[List[TarSample], Optional[str]]:
-    """Members of a shard grouped by key, from headers only. Returns (samples, problem with the tar or None)."""
-    size = os.path.getsize(path)
-    samples: List[TarSample] = []
-    problem = None
+def _members_fast(path: str, size: int) -> Optional[Tuple[List[Tuple[str, int, int]], bool]]:
+    """(name, data offset, size) of the regular members, from raw 512-byte headers (ustar, GNU long names, pax
+    paths), and whether the end-of-archive block was found. None when the archive has something this reader does
+    not handle (then ``tarfile`` does it)."""
+    out: List[Tuple[str, int, int]] = []
+    long_name = None
+    off = 0
+    with open(path, "rb") as f:
+        while off + 512 <= size:
+            f.seek(off)
+            hdr = f.read(512)
+            if not any(hdr):
+                return out, True  # end-of-archive block
+            try:
+                chk = int(hdr[148:156].replace(b"\0", b" ").strip() or b"0", 8)
+                if chk != sum(hdr[:148]) + 256 + sum(hdr[156:]):
+                    return None
+                if hdr[124] & 0x80:
+                    return None  # base-256 size (> 8 GiB member)
+                msize = int(hdr[124:136].replace(b"\0", b" ").strip() or b"0", 8)
+            except ValueError:
+                return None
+            kind = hdr[156:157]
+            name = hdr[0:100].split(b"\0", 1)[0]
+            if hdr[257:262] == b"ustar" and hdr[345:500].strip(b"\0"):
+                name = hdr[345:500].split(b"\0", 1)[0] + b"/" + name
+            data_off = off + 512
+            if kind == b"L":  # GNU long name
+                f.seek(data_off)
+                long_name = f.read(msize).split(b"\0", 1)[0]
+            elif kind == b"x":  # pax header: only the path matters here
+                f.seek(data_off)
+                for rec in f.read(msize).split(b"\n"):
+                    if b" path=" in rec:
+                        long_name = rec.split(b" path=", 1)[1]
+            elif kind in (b"0", b"\0", b"7"):
+                out.append(((long_name or name).decode("utf-8", "replace"), data_off, msize))
+                long_name = None
+            elif kind not in (b"5", b"g", b"1", b"2"):
+                return None
+            off = data_off + (msize + 511) // 512 * 512
+    return out, False  # ran off the end of a truncated file
+
+
+def _members_tarfile(path: str) -> Tuple[List[Tuple[str, int, int]], Optional[str]]:
+    out, problem = [], None
     try:
         with tarfile.open(path, mode="r:") as tf:
             while True:
                 try:
                     info = tf.next()
                 except (tarfile.TarError, EOFError, OSError) as exc:
-                    problem = f"unreadable tar after {len(samples)} samples: {exc}"
+                    problem = f"unreadable tar after {len(out)} members: {exc}"
                     break
                 if info is None:
                     break
-                if not info.isfile():
-                    continue
-                key, ext = _split_name(info.name)
-                if not samples or samples[-1].key != key:
-                    samples.append(TarSample(key))
-                if info.offset_data + info.size > size:
-                    samples[-1].problem = f"member {info.name} truncated"
-                    problem = f"truncated at member {info.name}"
-                    break
-                samples[-1].members[ext] = (info.offset_data, info.size)
+                if info.isfile():
+                    out.append((info.name, info.offset_data, info.size))
     except (tarfile.TarError, EOFError, OSError) as exc:
         return [], f"cannot open tar: {exc}"
+    return out, problem
+
+
+def index_tar(path: str) -> Tuple[List[TarSample], Optional[str]]:
+    """Members of a shard grouped by key, from headers only. Returns (samples, problem with the tar or None)."""
+    size = os.path.getsize(path)
+    fast = _members_fast(path, size)
+    if fast is not None:
+        members, complete = fast
+        problem = None if complete else "truncated: no end-of-archive block"
+    else:
+        members, problem = _members_tarfile(path)
+    samples: List[TarSample] = []
+    for name, off, msize in members:
+        key, ext = _split_name(name)
+        if not samples or samples[-1].key != key:
+            samples.append(TarSample(key))
+        if off + msize > size:
+            samples[-1].problem = f"member {name} truncated"
+            problem = f"truncated at member {name}"
+            break
+        samples[-1].members[ext] = (off, msize)
     return samples, problem
 
 

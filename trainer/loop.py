@@ -22,7 +22,7 @@ from shard_builder.configuration import to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
-from trainer.data import StreamOptions, TrainStream, eval_loader, list_shards
+from trainer.data import ShardsNotFound, StreamOptions, TrainStream, eval_loader, list_shards
 from trainer.metrics_log import MetricsLog
 from trainer.model import EXPORT_WEIGHTS, Detector, average_checkpoints
 from trainer.optim import build_optimizer, lr_factor, set_lr
@@ -63,7 +63,11 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
         seed=cfg.seed, batch_size=tc.batch_size, sample_rate=sr, train=True,
         crop_samples=int(round(cfg.data.crop_seconds * sr)), weights=dict(cfg.data.weights),
         on_corrupt=cfg.data.on_corrupt, world=world, rank=rank, num_workers=cfg.data.num_workers)
-    stream = TrainStream(list_shards(cfg.data.shards, cfg.data.split), opts, Augmenter(cfg.augment, sr))
+    train_shards = list_shards(cfg.data.shards, cfg.data.split)
+    if len(train_shards) < world:
+        raise ShardsNotFound(f"{cfg.data.shards}/{cfg.data.split} has {len(train_shards)} shard(s) for {world} "
+                             f"processes: every process needs at least one (build smaller shards or use fewer processes)")
+    stream = TrainStream(train_shards, opts, Augmenter(cfg.augment, sr))
     val_shards = list_shards(cfg.data.shards, cfg.data.val_split) if cfg.data.val_split else None
 
     # -- resume ----------------------------------------------------------------------------------------------------
@@ -100,6 +104,10 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
             acc.end_training()
             return PREEMPTED
         if exhausted:  # some rank has no full batch left: the epoch ends on every rank
+            if stream.batches_in_epoch == 0:  # the same on every rank: they step together
+                raise ShardsNotFound(
+                    f"epoch {stream.epoch} gave no step: some process has fewer than train.batch_size x "
+                    f"train.grad_accum = {tc.batch_size * tc.grad_accum} samples in its shards")
             stream.next_epoch()
             continue
 

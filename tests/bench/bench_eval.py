@@ -57,11 +57,14 @@ def run(quick: bool = True, backbone: str = "tiny") -> str:
         paths, counts = list_shards(tmp, "test")
         rows = []
         results = {}
-        runs = (("warm-up", True, 0), ("naive (arrival order)", False, 0), ("length-bucketed", True, 0),
-                ("length-bucketed + background decoding", True, 2))
-        for name, bucketing, bg in runs:
+        runs = (("warm-up", True, 0, "zero"), ("zero-padded, naive (arrival order)", False, 0, "zero"),
+                ("zero-padded, length-bucketed", True, 0, "zero"),
+                ("zero-padded, length-bucketed + background decoding", True, 2, "zero"),
+                ("no padding (equal lengths only; the default)", True, 0, "none"))
+        for name, bucketing, bg, padding in runs:
             cfg = load_config(EvalConfig, None, [
                 "model=unused", "out_dir=unused", f"data.shards={tmp}", f"scoring.bucketing={str(bucketing).lower()}",
+                f"scoring.padding={padding}",
                 "scoring.batch_seconds=32", "scoring.max_batch_size=16", "scoring.window=48",
                 f"scoring.prefetch={bg}", f"scoring.decode_threads={max(1, bg)}"])
             units = make_units(paths, counts, cfg.scoring.window)
@@ -70,14 +73,13 @@ def run(quick: bool = True, backbone: str = "tiny") -> str:
                 continue
             # best of `repeats` (the machine may be shared): the least disturbed run
             results[name] = min((_score(cfg, scorer, units) for _ in range(repeats)), key=lambda r: r["wall"])
-        base = results["naive (arrival order)"]
+        base = results["zero-padded, naive (arrival order)"]
         for name, r in results.items():
             rows.append(
                 f"| {name} | {r['audio'] / r['wall']:.1f} | {r['audio'] / r['model']:.1f} | {100 * r['pad']:.1f} % "
                 f"| {r['batches']} | {base['wall'] / r['wall']:.2f}x |"
             )
-        a, b = results["naive (arrival order)"]["scores"], results["length-bucketed"]["scores"]
-        assert a.keys() == b.keys() == results["length-bucketed + background decoding"]["scores"].keys()
+        assert len({frozenset(r["scores"]) for r in results.values()}) == 1  # every run scored the same keys
     dev = "GPU" if torch.cuda.is_available() else "CPU, 1 thread"
     return "\n".join([
         f"Evaluation scoring, {backbone} WavLM detector on {dev}: {n} FLAC utterances of 0.5-8 s "

@@ -32,6 +32,8 @@ def tree(tmp_path_factory):
     sf.write(root / "a" / "short_0.1s.flac", tone(0.1, 16000), 16000)
     sf.write(root / "a" / "b" / "six_ch_22k.flac", tone(1.0, 22050, channels=6), 22050, subtype="PCM_24")
     sf.write(root / "a" / "b" / "float_8k.wav", tone(1.5, 8000).astype(np.float32), 8000, subtype="FLOAT")
+    sf.write(root / "a" / "b" / "vorbis_48k.ogg", tone(1.2, 48000), 48000, format="OGG", subtype="VORBIS")
+    sf.write(root / "a" / "b" / "mono_24k.mp3", tone(1.1, 24000), 24000, format="MP3", subtype="MPEG_LAYER_III")
     (root / "a" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
     (root / "a" / "notes.txt").write_text("not audio, not picked up when walking a directory")
     return root
@@ -42,10 +44,10 @@ def test_directory_recursion_and_odd_inputs(tiny_model, tree, capsys):
     assert rc == 0
     lines = {json.loads(x)["path"].replace(str(tree) + "/", ""): json.loads(x) for x in out.splitlines()}
     assert set(lines) == {"stereo_44k.wav", "a/short_0.1s.flac", "a/b/six_ch_22k.flac", "a/b/float_8k.wav",
-                          "a/broken.wav"}
+                          "a/b/vorbis_48k.ogg", "a/b/mono_24k.mp3", "a/broken.wav"}
     assert "unreadable" in lines["a/broken.wav"]["error"] and "score" not in lines["a/broken.wav"]
     for name, dur in (("stereo_44k.wav", 2.0), ("a/short_0.1s.flac", 0.1), ("a/b/six_ch_22k.flac", 1.0),
-                      ("a/b/float_8k.wav", 1.5)):
+                      ("a/b/float_8k.wav", 1.5), ("a/b/vorbis_48k.ogg", 1.2), ("a/b/mono_24k.mp3", 1.1)):
         line = lines[name]
         assert set(line) >= {"path", "score", "p_spoof", "label", "duration"}, line
         assert math.isfinite(line["score"]) and 0.0 <= line["p_spoof"] <= 1.0
@@ -102,6 +104,8 @@ def test_exit_status_only_fails_when_nothing_was_scored(tiny_model, tmp_path, ca
     sf.write(tmp_path / "ok.wav", tone(0.5, 16000), 16000)
     rc, _, _ = run(["--model", tiny_model, tmp_path / "bad.flac", tmp_path / "ok.wav"], capsys)
     assert rc == 0
+    rc, out, err = run(["--model", tmp_path, tmp_path / "ok.wav"], capsys)  # not a model: nothing can be scored
+    assert rc != 0 and out == "" and "config.json" in err
 
 
 def test_calibrated_threshold_csv_and_override(tmp_path, capsys):

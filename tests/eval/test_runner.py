@@ -242,3 +242,20 @@ def test_calibrated_model_reports_act_dcf_and_cllr(test_shards, tmp_path):
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["meta"]["calibration"] == cal and "calibrated" in m["meta"]["threshold_source"]
     assert "actDCF" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_without_padding_a_score_does_not_depend_on_its_batch(tiny_model, test_shards, tmp_path):
+    """padding=none (default): any window / batch size gives the same scores; padding=zero is the faster option."""
+    from eval.runner import run_eval
+
+    def scores(name, *extra):
+        cfg = load_config(EvalConfig, CONFIG, overrides(tiny_model, test_shards, tmp_path / name, "report.plots=false",
+                                                        "metrics.bootstrap=0", *extra))
+        run_eval(cfg)
+        return {r["key"]: r["score"] for r in read_scores_csv(tmp_path / name / "scores.csv")}
+
+    a = scores("small", "scoring.window=2", "scoring.max_batch_size=1")
+    b = scores("large", "scoring.window=64", "scoring.max_batch_size=32", "scoring.batch_seconds=600")
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-5) for k in a)
+    z = scores("zero", "scoring.padding=zero", "scoring.window=64", "scoring.batch_seconds=600")
+    assert z.keys() == a.keys()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def output(workdir: Path, name: str, job: int):
 
 
 def submit(cluster, workdir: Path, name: str, args: list[str], **env) -> int:
-    env = {"PROCS_PER_NODE": str(PROCS), "VENV": str(REPO / ".venv"), **env}
+    env = {"PROCS_PER_NODE": str(PROCS), "PYTHON": sys.executable, **env}
     return cluster.sbatch([f"--job-name={name}", "--chdir", str(REPO), f"--output={workdir}/{name}-%j.out",
                            str(REPO / "slurm/train.sbatch"), *args], env=env)
 
