@@ -429,6 +429,17 @@ def _pyara(p: _Plan) -> List[dict]:
     return [dict(name="pyara", adapter="pyara", root="pyara", attack_type="digital", language="ru")]
 
 
+def _float_wav(samples: np.ndarray, sr: int) -> bytes:
+    """A mono 32-bit float WAV written by hand: libsndfile adds a PEAK chunk with a time stamp to float files, which
+    would make the demo's bytes depend on the clock."""
+    import struct
+
+    data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, sr, sr * 4, 4, 32)  # WAVE_FORMAT_IEEE_FLOAT, mono
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def _manifest(p: _Plan) -> List[dict]:
     voices = p.voices("phrases-", 6)
     rows = ["path,label,speaker,language,attack,split"]
@@ -447,11 +458,9 @@ def _manifest(p: _Plan) -> List[dict]:
             rows.append(f"{rel},{label},{voice.key},ru,{attack},")
             n += 1
     nan = "wav/phrase_0099.wav"
-    buf = io.BytesIO()
-    bad = (0.1 * np.sin(np.arange(16000) / 10.0)).astype(np.float32)
+    bad = (0.1 * np.sin(np.arange(16000) / 10.0)).astype("<f4")
     bad[4000:4100] = np.nan
-    sf.write(buf, bad, 16000, format="WAV", subtype="FLOAT")
-    p.raw[f"generated_phrases/{nan}"] = buf.getvalue()
+    p.raw[f"generated_phrases/{nan}"] = _float_wav(bad, 16000)
     rows.append(f"{nan},bonafide,phrases-00,ru,,")
     rows.append("wav/phrase_0098.wav,spoof,phrases-01,ru,vits,")  # listed, never written
     p.skips[("generated_phrases", nan)] = "non_finite"

@@ -5,13 +5,13 @@
 Accepts exactly torchrun's options and differs from `torchrun` in three ways:
 
 1. `--node_rank` defaults to `$SLURM_NODEID` (srun starts one copy of this per node).
-2. The launcher itself does not act on SIGTERM, SIGUSR1 or SIGUSR2 (it logs them) and does not forward them.
-   Slurm delivers a signal for a job step (preemption, `scontrol requeue`, `scancel --signal`, the time-limit signal
-   without `B:`) to every process of the step on every node, workers included, so every rank already has it. A
-   stock torchrun agent would instead treat SIGTERM as its own death: it re-sends SIGTERM, SIGKILLs the workers
-   after `--shutdown-timeout` (even mid-checkpoint) and dies with a traceback and status 1; SIGUSR1/SIGUSR2 kill
-   it outright (default action) unless listed in `--signals-to-handle`. If the signal comes before any worker has
-   started, the launcher exits 75 at once (nothing to save; workers started later would never see the signal).
+2. SIGTERM, SIGUSR1 and SIGUSR2 do not kill the launcher: it passes them to its workers and waits for them to
+   checkpoint and exit. (Slurm already delivers a step's signals - preemption, `scontrol requeue`, `scancel
+   --signal`, the time-limit signal without `B:` - to every process of the step, workers included; the copy is for
+   a launcher signalled alone.) A stock torchrun agent treats SIGTERM as its own death: it re-sends SIGTERM,
+   SIGKILLs the workers after `--shutdown-timeout` (even mid-checkpoint) and dies with a traceback and status 1;
+   SIGUSR1/SIGUSR2 kill it outright (default action) unless listed in `--signals-to-handle`. A signal that comes
+   before any worker has started makes the launcher exit 75 at once (nothing to save).
 3. The exit status is the workers': 0 when all succeeded, 75 (EX_TEMPFAIL, "checkpointed, run me again") when every
    failed worker exited 75, otherwise the first other failure's code (torchrun always exits 1 for a failed worker,
    which would hide the difference between "preempted" and "crashed" from the batch script).
@@ -79,25 +79,36 @@ def exit_status(failures: dict) -> int:
     return code if 0 < code < 256 else 128 - code if code < 0 else 1
 
 
-def _has_children() -> bool:
+def _children() -> list[int] | None:
+    """The launcher's child processes (its workers); None when /proc cannot tell."""
     try:
+        pids: list[int] = []
         for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
             with open(path) as f:
-                if f.read().strip():
-                    return True
-        return False
-    except OSError:
-        return True  # cannot tell: assume the workers are running and let them handle the signal
+                pids += [int(p) for p in f.read().split()]
+        return pids
+    except (OSError, ValueError):
+        return None
 
 
 def _note_signal(signum, frame) -> None:
     name = signal.Signals(signum).name
-    if not _has_children():
+    workers = _children()
+    if workers == []:
         # Still starting up: workers started after this would never see the signal and would train on until
         # Slurm's SIGKILL. Nothing has been computed yet, so stop now with "run me again".
         print(f"launch.py: got {name} before the workers started: exit {EX_TEMPFAIL}", file=sys.stderr, flush=True)
         os._exit(EX_TEMPFAIL)
-    print(f"launch.py: got {name}; the workers got it too, waiting for them to exit", file=sys.stderr, flush=True)
+    # Under Slurm every worker already got the signal; forwarding it as well covers a launcher signalled alone
+    # (a run outside Slurm, or proctrack/pgid: torchrun starts each worker in its own session). A second copy of
+    # the same signal only sets the trainer's flag again.
+    for pid in workers or []:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    print(f"launch.py: got {name}; passed it to {len(workers or [])} worker(s), waiting for them to exit",
+          file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from trainer.data import CorruptDataError, ResumeMismatch, ShardsNotFound
+    from trainer.data import DataError
     from trainer.loop import PREEMPTED, train
     from trainer.preemption import EXIT_PREEMPTED, PreemptionFlag
 
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     try:
         status = train(cfg, flag, progress)
-    except (CorruptDataError, ResumeMismatch, ShardsNotFound) as exc:
+    except DataError as exc:
         logging.getLogger("trainer").error("%s", exc)
         return 1
     finally:

@@ -56,11 +56,15 @@ log = logging.getLogger(__name__)
 AUDIO_EXTS = ("flac", "wav", "mp3", "ogg", "opus", "m4a")
 
 
-class CorruptDataError(RuntimeError):
+class DataError(RuntimeError):
+    """A problem with the training data that stops the run (the CLI prints it and exits 1)."""
+
+
+class CorruptDataError(DataError):
     """A shard member could not be read and ``data.on_corrupt=fail``."""
 
 
-class ShardsNotFound(FileNotFoundError):
+class ShardsNotFound(DataError, FileNotFoundError):
     """``data.shards`` / the split has no shards."""
 
 
@@ -418,7 +422,7 @@ def make_loader(dataset: ShardStream, num_workers: int, seed: int) -> DataLoader
 
 
 # -- 5. the trainer's view -----------------------------------------------------------------------------------------
-class ResumeMismatch(RuntimeError):
+class ResumeMismatch(DataError):
     pass
 
 

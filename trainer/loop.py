@@ -22,7 +22,7 @@ from shard_builder.configuration import to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
-from trainer.data import ShardsNotFound, StreamOptions, TrainStream, eval_loader, list_shards
+from trainer.data import DataError, ShardsNotFound, StreamOptions, TrainStream, eval_loader, list_shards
 from trainer.metrics_log import MetricsLog
 from trainer.model import EXPORT_WEIGHTS, Detector, average_checkpoints
 from trainer.optim import build_optimizer, lr_factor, set_lr
@@ -105,7 +105,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
             return PREEMPTED
         if exhausted:  # some rank has no full batch left: the epoch ends on every rank
             if stream.batches_in_epoch == 0:  # the same on every rank: they step together
-                raise ShardsNotFound(
+                raise DataError(
                     f"epoch {stream.epoch} gave no step: some process has fewer than train.batch_size x "
                     f"train.grad_accum = {tc.batch_size * tc.grad_accum} samples in its shards")
             stream.next_epoch()

@@ -61,18 +61,22 @@ def run(quick: bool = True, backbone: str = "tiny") -> str:
                 ("zero-padded, length-bucketed", True, 0, "zero"),
                 ("zero-padded, length-bucketed + background decoding", True, 2, "zero"),
                 ("no padding (equal lengths only; the default)", True, 0, "none"))
+        plans = {}
         for name, bucketing, bg, padding in runs:
             cfg = load_config(EvalConfig, None, [
                 "model=unused", "out_dir=unused", f"data.shards={tmp}", f"scoring.bucketing={str(bucketing).lower()}",
                 f"scoring.padding={padding}",
                 "scoring.batch_seconds=32", "scoring.max_batch_size=16", "scoring.window=48",
                 f"scoring.prefetch={bg}", f"scoring.decode_threads={max(1, bg)}"])
-            units = make_units(paths, counts, cfg.scoring.window)
-            if name == "warm-up":
-                _score(cfg, scorer, units[:1])
-                continue
-            # best of `repeats` (the machine may be shared): the least disturbed run
-            results[name] = min((_score(cfg, scorer, units) for _ in range(repeats)), key=lambda r: r["wall"])
+            plans[name] = (cfg, make_units(paths, counts, cfg.scoring.window))
+        cfg, units = plans.pop("warm-up")
+        _score(cfg, scorer, units[:1])
+        # rounds interleave the variants (a shared machine's load drifts); each keeps its least disturbed run
+        for _ in range(repeats):
+            for name, (cfg, units) in plans.items():
+                r = _score(cfg, scorer, units)
+                if name not in results or r["wall"] < results[name]["wall"]:
+                    results[name] = r
         base = results["zero-padded, naive (arrival order)"]
         for name, r in results.items():
             rows.append(
@@ -83,7 +87,8 @@ def run(quick: bool = True, backbone: str = "tiny") -> str:
     dev = "GPU" if torch.cuda.is_available() else "CPU, 1 thread"
     return "\n".join([
         f"Evaluation scoring, {backbone} WavLM detector on {dev}: {n} FLAC utterances of 0.5-8 s "
-        f"({sum(durations):.0f} audio-s), best of {repeats} runs, batches of at most 32 padded seconds and 16 items. Background decoding: "
+        f"({sum(durations):.0f} audio-s), best of {repeats} interleaved runs, batches of at most 32 padded seconds "
+        "and 16 items. Background decoding: "
         "the next window decoded by 2 threads while the current one is scored (the other rows decode inline); "
         "windows of 48 utterances.",
         "",

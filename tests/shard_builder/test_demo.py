@@ -125,9 +125,11 @@ def test_same_seed_same_bytes_whatever_the_workers(demo, tmp_path):
         data, sr = sf.read(str(demo / clip.path), dtype="float32", always_2d=True)
         assert sr == clip.sr and data.shape == wave.reshape(len(data), -1).shape, clip.path
         assert np.abs(wave.reshape(len(data), -1) - data).max() < 1e-4, clip.path  # 16-bit quantisation only
-    # text files (protocols, keys, metadata) are identical to a fresh plan's
+    # text files (protocols, keys, metadata) and the hand-made broken files are identical to a fresh plan's
     for rel, text in plan.texts.items():
         assert (demo / rel).read_text() == text, rel
+    for rel, data in plan.raw.items():
+        assert (demo / rel).read_bytes() == data, rel
     # ... and the same file bytes when written again by this process (spot-check of 2 short clips)
     from shard_builder.demo import _write_clip
 

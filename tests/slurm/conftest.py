@@ -5,6 +5,7 @@ the reason, only where installing is impossible (not root, no apt-get, the insta
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip("the test cluster's daemons run as root (SlurmUser=root); not root here")
     root = tmp_path_factory.mktemp("slurm")
     cluster = SlurmCluster(root)
+    atexit.register(cluster.stop)  # also when the session is interrupted before the fixture's teardown
     t0 = time.monotonic()
     try:
         cluster.start()
