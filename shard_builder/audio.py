@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import struct
 from functools import lru_cache
 from typing import Tuple
 
@@ -14,6 +16,15 @@ import numpy as np
 import soundfile as sf
 
 TARGET_SR = 16000
+#: RMS (full scale = 1.0) below which :func:`check_wave` calls a wave silent
+SILENCE_RMS = 1e-5
+#: set to 1 to switch off the byte-identical fast paths (WAV header writer here, int16 decoding in
+#: shard_builder.decode); only for benchmarks and equivalence tests
+SLOW_PATHS_ENV = "SHARD_BUILDER_SLOW_PATHS"
+
+
+def slow_paths() -> bool:
+    return os.environ.get(SLOW_PATHS_ENV, "") not in ("", "0")
 
 
 class AudioError(Exception):
@@ -50,7 +61,7 @@ def to_mono(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def check_wave(wave: np.ndarray, *, min_rms: float = 1e-5) -> None:
+def check_wave(wave: np.ndarray, *, min_rms: float = SILENCE_RMS) -> None:
     """Raise AudioError for waves that carry nothing useful (no frames, NaN/inf, digital silence)."""
     if wave.size == 0:
         raise AudioError("no_frames", "the file holds no audio frames")
@@ -98,9 +109,25 @@ def encode_audio(pcm16: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     """16-bit PCM -> FLAC or WAV bytes."""
     if fmt not in ("flac", "wav"):
         raise ValueError(f"audio format {fmt!r}: expected 'flac' or 'wav'")
+    if (fmt == "wav" and isinstance(pcm16, np.ndarray) and pcm16.ndim == 1 and pcm16.dtype == np.int16
+            and pcm16.size < _WAV_FAST_MAX_FRAMES and not slow_paths()):
+        return _wav_pcm16_mono(pcm16, sample_rate)
     buf = io.BytesIO()
     sf.write(buf, pcm16, sample_rate, format=fmt.upper(), subtype="PCM_16")
     return buf.getvalue()
+
+
+_WAV_FAST_MAX_FRAMES = 1 << 29  # 1 GiB of data: far from the 4 GiB RIFF limit, where libsndfile might differ
+
+
+def _wav_pcm16_mono(pcm16: np.ndarray, sample_rate: int) -> bytes:
+    """The 44-byte canonical header + little-endian samples: what libsndfile writes for mono PCM-16 WAV
+    (tests/shard_builder/test_decode_fastpath.py compares the two byte for byte), without its I/O callbacks."""
+    data = np.ascontiguousarray(pcm16, dtype="<i2").tobytes()
+    sr = int(sample_rate)
+    head = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1, sr, 2 * sr, 2, 16,
+                       b"data", len(data))
+    return head + data
 
 
 def decode_audio_bytes(data: bytes) -> Tuple[np.ndarray, int]:

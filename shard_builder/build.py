@@ -26,19 +26,17 @@ import multiprocessing as mp
 import os
 import shutil
 import tarfile
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .audio import AudioError
 from .config import BuildConfig
 from .configuration import ConfigError, to_dict
 from .corpora import prepare_records
-from .decode import decode_file
+# the worker side lives in decode.py, so spawned workers import only numpy + soundfile (not OmegaConf, adapters...)
+from .decode import _TEST_DELAY_ENV, _atomic_write, _decode_batch, _init_worker, _test_delay  # noqa: F401
 from .schema import SPLITS, SampleMeta
 from .split import assign_splits, cap_per_label, dedupe, mix_order, sample_key
 
@@ -51,21 +49,9 @@ REPORT = "build_report.json"
 INDEX = "index.json"
 TAR_BLOCK = 512
 TAR_RECORD = 20 * TAR_BLOCK
-#: seconds to sleep after each committed batch / shard; only for the interruption tests
-_TEST_DELAY_ENV = "SHARD_BUILDER_TEST_DELAY"
 
 
 # ----------------------------------------------------------------------------------------------------------- helpers
-def _atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -73,12 +59,6 @@ def _json_bytes(obj) -> bytes:
 def _batch_size(n_records: int) -> int:
     """Depends on the record count only (never on ``workers``), so a resumed build sees the same batches."""
     return max(8, min(256, n_records // 64))
-
-
-def _test_delay() -> None:
-    delay = float(os.environ.get(_TEST_DELAY_ENV, "0") or 0)
-    if delay > 0:
-        time.sleep(delay)
 
 
 @contextmanager
@@ -98,46 +78,6 @@ def _build_lock(out: Path):
 
 
 # ------------------------------------------------------------------------------------------------- decode stage
-def _init_worker(parent_pid: int) -> None:
-    # one thread per worker process; torch (imported only when a file needs resampling) reads this at import
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
-    # a builder killed with -9 cannot stop its pool: its workers would wait on the task queue forever
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _decode_batch(task) -> tuple:
-    """Worker: decode one batch and commit it to staging. Returns (batch index, number of records)."""
-    b, paths, sample_rate, fmt, max_seconds, stage_dir = task
-    stage_dir = Path(stage_dir)
-    buf = io.BytesIO()
-    metas = []
-    for path in paths:
-        try:
-            d = decode_file(path, sample_rate, fmt, max_seconds)
-        except AudioError as exc:
-            metas.append({"ok": False, "reason": exc.reason, "detail": exc.detail})
-            continue
-        except Exception as exc:  # an unexpected decoder failure must not stop the build
-            metas.append({"ok": False, "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}"})
-            continue
-        metas.append({"ok": True, "offset": buf.tell(), "length": len(d.data), "sha1": d.sha1, "frames": d.frames})
-        buf.write(d.data)
-    # No fsync: staging guards against killed processes (kill -9, preemption), whose writes the kernel keeps;
-    # the recorded size catches a batch torn by a machine crash, and `verify` re-hashes every sample's audio.
-    _atomic_write(stage_dir / f"batch-{b:06d}.bin", buf.getvalue(), fsync=False)
-    commit = {"bin_bytes": buf.tell(), "records": metas}
-    _atomic_write(stage_dir / f"batch-{b:06d}.json", json.dumps(commit).encode(), fsync=False)  # commit marker
-    _test_delay()
-    return b, len(paths)
-
-
 def _run_decode(tasks: list, workers: int, progress: Optional[Progress], done: int, total: int) -> None:
     def tick(n):
         nonlocal done

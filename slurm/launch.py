@@ -28,23 +28,19 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def torchrun_args(argv: list[str]) -> list[str]:
+    """Our defaults, put in front: an option given explicitly later on the command line wins (argparse)."""
     from torch.distributed.run import get_args_parser
 
     opts = {s for a in get_args_parser()._actions for s in a.option_strings}
-    args = list(argv)
-    script_at = next((i for i, a in enumerate(args) if a == "-m" or not a.startswith("-")), len(args))
-    launcher_part = args[:script_at]
-    given = {a.split("=", 1)[0] for a in launcher_part}
     extra = []
-    if not given & {"--node_rank", "--node-rank"} and "SLURM_NODEID" in os.environ:
+    if "SLURM_NODEID" in os.environ:
         extra += ["--node_rank", os.environ["SLURM_NODEID"]]
     # torch >= 2.9 lets us say which signals the agent turns into its own shutdown; keep only the interactive ones.
     if "--signals-to-handle" in opts:
-        if not given & {"--signals-to-handle", "--signals_to_handle"}:
-            extra += ["--signals-to-handle", "SIGINT,SIGHUP,SIGQUIT"]
+        extra += ["--signals-to-handle", "SIGINT,SIGHUP,SIGQUIT"]
     else:
         _patch_old_torchrun()
-    return extra + args
+    return extra + list(argv)
 
 
 def _patch_old_torchrun() -> None:

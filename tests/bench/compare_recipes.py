@@ -163,20 +163,25 @@ def main() -> int:
         f"Demo corpora (seed 0), tiny WavLM, {args.steps} training steps, training seeds "
         f"{' '.join(map(str, args.seeds))}. EER in %, mean +- std over training seeds. Test split: "
         f"{first['test']['n_replay']} replay clips"
-        + (f"; held-out replay set: {first['heldout']['n_replay']} clips from fresh demo corpora (seeds "
-           f"{' '.join(map(str, args.heldout_seeds))})." if heldout is not None else "."),
+        + (f"; held-out replay set: {first['heldout']['n_replay']} clips from fresh demo corpora (demo seed "
+           f"{', '.join(map(str, args.heldout_seeds))})." if heldout is not None else "."),
+        "Change vs baseline: the same training seed with and without the option (paired), in EER points.",
         "",
         "| arm | test: overall EER | test: digital EER | test: replay EER | held-out replay EER | "
-        "held-out replay EER per seed |",
-        "|---|---:|---:|---:|---:|---|",
+        "held-out replay EER per seed | change vs baseline per seed |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
+    base_held = [r["heldout"]["replay"] for r in results["baseline"]] if "baseline" in results and heldout else None
     for arm, rows in results.items():
         name = "baseline (configs/demo/train.yaml)" if arm == "baseline" else f"+ {arm}"
         held = [r["heldout"]["replay"] for r in rows] if heldout is not None else []
         per_seed = ", ".join(f"{100 * v:.2f}" for v in held if v is not None) or "n/a"
+        change = "-"
+        if base_held and arm != "baseline":
+            change = ", ".join(f"{100 * (v - b):+.2f}" for v, b in zip(held, base_held))
         lines.append(f"| {name} | {fmt([r['test']['overall'] for r in rows])} | "
                      f"{fmt([r['test']['digital'] for r in rows])} | {fmt([r['test']['replay'] for r in rows])} | "
-                     f"{fmt(held)} | {per_seed} |")
+                     f"{fmt(held)} | {per_seed} | {change} |")
     table = "\n".join(lines) + "\n"
     (args.work / "compare.md").write_text(table)
     print(table)

@@ -55,6 +55,16 @@ def checkpoints(out: Path) -> list[str]:
     return sorted(p.name for p in d.glob("step-*")) if d.exists() else []
 
 
+def release(cluster, job: int) -> None:
+    """Let a requeued job start now rather than after Slurm's ~121 s requeue delay.
+
+    slurmd refuses a launch whose credential is not newer (1 s resolution) than the previous run's revocation
+    ("Job credential revoked"): that is what the delay protects, so leave it 2 s.
+    """
+    time.sleep(2)
+    cluster.run(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+
+
 def output(workdir: Path, name: str, job: int):
     path = workdir / f"{name}-{job}.out"
     return lambda: path.read_text() if path.exists() else ""
@@ -91,7 +101,7 @@ def test_preempted_and_time_limited_job_resumes_to_the_uninterrupted_weights(slu
     stop1 = int(saved[0].split("-")[1])
     assert 3 <= stop1 < MAX_STEPS
     assert c.job(job)["Restarts"] == "1"
-    c.run(["scontrol", "update", f"JobId={job}", "StartTime=now"])  # skip the 121 s requeue delay
+    release(c, job)
 
     # 2. the time-limit warning (`--signal=B:USR1@120`, sent here at once): only the batch shell gets SIGUSR1; it
     #    sends SIGTERM to the ranks, they checkpoint and exit 75, and the script requeues the job itself
@@ -104,7 +114,7 @@ def test_preempted_and_time_limited_job_resumes_to_the_uninterrupted_weights(slu
     stop2 = max(int(n.split("-")[1]) for n in checkpoints(out))
     assert stop1 < stop2 < MAX_STEPS
     assert (out / "checkpoints/latest").read_text().strip().endswith(f"step-{stop2:08d}")
-    c.run(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+    release(c, job)
 
     # 3. it resumes again and finishes with the weights of the uninterrupted run, bit for bit
     info = c.wait_job(job, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), timeout=180)
@@ -143,7 +153,7 @@ def test_restart_cap_stops_a_job_that_keeps_being_requeued(slurm_cluster, shards
     c.wait_job(job, ("RUNNING",), timeout=60)
     c.run(["scontrol", "requeue", str(job)])  # Slurm requeues it whatever the script says...
     c.wait_job(job, ("PENDING",), timeout=60)
-    c.run(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+    release(c, job)
     info = c.wait_job(job, ("COMPLETED", "FAILED", "CANCELLED"), timeout=60)
     text = (tmp_path / f"capped-{job}.out").read_text()
     assert info["JobState"] == "FAILED" and info["Restarts"] == "1", info  # ...but the restart refuses to run

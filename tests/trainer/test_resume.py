@@ -129,7 +129,8 @@ def test_ddp_sigterm_then_kill_in_checkpoint_write_resume_exact(ddp):
     assert seen["crash_rc"] != 0
     assert ".tmp-step-00000008" in seen["after_crash_dirs"]  # the partial write is there ...
     assert "step-00000008" not in seen["after_crash_dirs"]  # ... but never looks complete
-    assert seen["after_crash_latest"] == f"step-{seen['term_state']['step']:08d}"
+    # the newest complete one: the preemption checkpoint, or the periodic step-4 written after it
+    assert seen["after_crash_latest"] == f"step-{max(seen['term_state']['step'], 4):08d}"
     assert seen["final_rc"] == 0
     assert_same_run(ref, out)
 
@@ -148,8 +149,10 @@ def test_export_is_a_loadable_model_with_best_val(single):
         assert model(torch.zeros(2, 16000)).shape == (2,)
     # a checkpoint directory is a loadable model too, and checkpoints can be averaged
     ckpts = [out / "checkpoints" / "step-00000008", out / "checkpoints" / "step-00000012"]
+    from safetensors.torch import load_file
+
     Detector.from_pretrained(ckpts[0])
     avg = average_checkpoints(ckpts)
-    a, b = (Detector.from_pretrained(c).state_dict() for c in ckpts)
+    a, b = (load_file(str(c / "model.safetensors")) for c in ckpts)
     k = "head.weight"
     assert torch.allclose(avg[k], (a[k] + b[k]) / 2)
