@@ -13,7 +13,8 @@ import sys
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval", description="Score one split of shards and write the "
                                 "evaluation report (metrics.json, scores.csv, report.md, plots/).")
-    p.add_argument("--config", help="YAML config (configs/eval.yaml)")
+    p.add_argument("--config", action="append",
+                   help="YAML config (configs/eval.yaml); repeat to merge files in order (later wins)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. model=runs/demo/model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

@@ -17,7 +17,8 @@ def _rank() -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a WavLM deepfake detector.")
-    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/train.yaml)")
+    parser.add_argument("--config", required=True, action="append",
+                        help="YAML config (e.g. configs/train.yaml); repeat to merge files in order (later wins)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
     args = parser.parse_args(argv)
     rank = _rank()

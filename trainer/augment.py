@@ -29,9 +29,15 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from scipy import signal
 
 from shard_builder.configuration import ConfigError
+
+
+def _signal():
+    """scipy.signal, imported on first use: it costs seconds at start-up in every training process."""
+    from scipy import signal
+
+    return signal
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +490,7 @@ class _AudioFiles:
             seg = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             if src_sr != self.sr:
                 g = math.gcd(src_sr, self.sr)
-                seg = signal.resample_poly(seg, self.sr // g, src_sr // g)
+                seg = _signal().resample_poly(seg, self.sr // g, src_sr // g)
             if seg.size == 0 or not np.all(np.isfinite(seg)) or not np.any(seg):
                 raise ValueError("no usable audio frames (empty, silent or non-finite)")
         except Exception as exc:
@@ -520,7 +526,7 @@ class Augmenter:
                 self._speed_filters.append((float(f), 1, 1, None))
                 continue
             max_rate = max(up, down)
-            h = signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+            h = _signal().firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
             self._speed_filters.append((float(f), up, down, h))
         # Codecs: keep the ones this libsndfile build can round-trip; a one-time warning for the others.
         self._codecs: List[str] = []
@@ -588,7 +594,7 @@ class Augmenter:
         f, up, down, h = self._speed_filters[int(rng.integers(len(self._speed_filters)))]
         if h is None:
             return x, f"factor={f:g}"
-        y = signal.resample_poly(x, up, down, window=h)
+        y = _signal().resample_poly(x, up, down, window=h)
         return _fit_length(y, x.size, rng), f"factor={f:g}"
 
     def _lnl(self, x: np.ndarray, rng: np.random.Generator):
@@ -652,7 +658,7 @@ class Augmenter:
                 desc = "file"
         if rir is None:
             rir, desc = self._synthetic_rir(rng)
-        y = signal.oaconvolve(x, rir)[: x.size]
+        y = _signal().oaconvolve(x, rir)[: x.size]
         py = _power(y)
         if py > 0:  # keep the level of the dry signal
             y *= math.sqrt(_power(x) / py)
@@ -701,11 +707,11 @@ class Augmenter:
         if sos is None:
             o, sr = self.cfg.band_limit.order, self.sample_rate
             if mode == "lowpass":
-                sos = signal.butter(o, key[2], btype="lowpass", fs=sr, output="sos")
+                sos = _signal().butter(o, key[2], btype="lowpass", fs=sr, output="sos")
             elif mode == "highpass":
-                sos = signal.butter(o, key[1], btype="highpass", fs=sr, output="sos")
+                sos = _signal().butter(o, key[1], btype="highpass", fs=sr, output="sos")
             else:
-                sos = signal.butter(o, [key[1], key[2]], btype="bandpass", fs=sr, output="sos")  # o per edge
+                sos = _signal().butter(o, [key[1], key[2]], btype="bandpass", fs=sr, output="sos")  # o per edge
             if len(self._band_cache) > 4096:
                 self._band_cache.clear()
             self._band_cache[key] = sos
@@ -720,7 +726,7 @@ class Augmenter:
             lo, hi = float(c.telephone_hz[0]), float(c.telephone_hz[1])
         if mode == "bandpass" and lo >= hi:
             return x, f"bandpass=skip({lo:.0f}>={hi:.0f})"
-        y = signal.sosfilt(self._band_sos(mode, lo, hi), x)
+        y = _signal().sosfilt(self._band_sos(mode, lo, hi), x)
         desc = {"lowpass": f"lowpass={hi:.0f}", "highpass": f"highpass={lo:.0f}"}.get(mode, f"{mode}={lo:.0f}-{hi:.0f}")
         return y, desc
 

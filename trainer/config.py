@@ -22,7 +22,9 @@ class DataConfig:
     split: str = "train"
     val_split: Optional[str] = "val"  # null disables validation
     crop_seconds: float = 4.0  # random crop of training clips; shorter clips are repeat-padded
-    val_max_seconds: float = 8.0  # validation clips are read from the start, truncated to this
+    # Validation scores each clip's first N seconds (null: the whole clip, as `python -m eval` by default), without
+    # zero padding, with the evaluation runner's code: `python -m eval scoring.max_seconds=N` gives the same scores.
+    val_max_seconds: Optional[float] = 8.0
     sample_rate: int = 16000
     num_workers: int = 2  # DataLoader workers per process
     # Mix weights: "corpus:<name>" or "attack_type:<digital|replay>" -> weight. A sample's weight is the product of
@@ -53,8 +55,8 @@ class OptimConfig:
 @dataclass
 class ValConfig:
     every_steps: int = 500  # 0 disables periodic validation (it still runs at the end when val_split is set)
-    max_batches: int = 0  # per process; 0 = the whole val split
-    batch_size: int = 0  # 0 = train.batch_size
+    max_batches: int = 0  # per process: its first N windows of val.batch_size samples; 0 = the whole val split
+    batch_size: int = 0  # clips per batch (at most; only equal-length clips share one); 0 = train.batch_size
 
 
 @dataclass
@@ -86,7 +88,8 @@ class TrainConfig:
                 raise ConfigError(f"config key '{key}': {msg}")
 
         need(self.data.crop_seconds > 0, "data.crop_seconds", "must be > 0")
-        need(self.data.val_max_seconds > 0, "data.val_max_seconds", "must be > 0")
+        need(self.data.val_max_seconds is None or self.data.val_max_seconds > 0, "data.val_max_seconds",
+             "must be > 0 or null")
         need(self.data.num_workers >= 0, "data.num_workers", "must be >= 0")
         need(self.data.on_corrupt in ON_CORRUPT, "data.on_corrupt", f"expected one of {ON_CORRUPT}")
         for k, w in self.data.weights.items():

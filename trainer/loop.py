@@ -6,13 +6,16 @@ committed, retained), ``optim`` (AdamW + schedule), ``metrics_log`` (metrics.jso
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,7 +25,7 @@ from shard_builder.configuration import to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
-from trainer.data import DataError, ShardsNotFound, StreamOptions, TrainStream, eval_loader, list_shards
+from trainer.data import CorruptDataError, DataError, ShardsNotFound, StreamOptions, TrainStream, list_shards
 from trainer.metrics_log import MetricsLog
 from trainer.model import EXPORT_WEIGHTS, Detector, average_checkpoints
 from trainer.optim import build_optimizer, lr_factor, set_lr
@@ -74,7 +77,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     ckpt = CheckpointManager(out / "checkpoints", cfg.checkpoint.keep_last, acc.wait_for_everyone, main)
     ckpt.clean_incomplete()
     acc.wait_for_everyone()
-    step, best = 0, None
+    step, best, last_val = 0, None, None
     resume_from = ckpt.latest()
     if resume_from is not None:
         step, best = load_checkpoint(resume_from, acc, raw, stream, cfg, deepspeed)
@@ -149,7 +152,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
             t_log, samples_log, loss_acc, n_acc = time.time(), 0, torch.zeros((), device=acc.device), 0
 
         if val_shards and ((cfg.val.every_steps and step % cfg.val.every_steps == 0) or step == tc.max_steps):
-            best = run_validation(step, raw, acc, cfg, val_shards, metrics, best)
+            best, last_val = run_validation(step, raw, acc, cfg, metrics, best)
         if step % cfg.checkpoint.every_steps == 0 or step == tc.max_steps:
             save(step)
             last_saved = step
@@ -158,8 +161,14 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     stream.close()
     if last_saved != step:
         save(step)
+    # Export: the final (or averaged) weights, calibrated on the val split scored with exactly those weights.
+    averaged = average_for_export(out, raw, cfg)  # every rank: all of them score the val split below
+    val = None
+    if val_shards:
+        val = last_val if averaged is None and last_val is not None and last_val.step == step else \
+            score_val_split(raw, acc, cfg, step)
     if main:
-        export_model(out, raw, cfg, step, best)
+        export_model(out, raw, cfg, step, best, val=val, averaged=averaged)
     acc.wait_for_everyone()
     write_run_state(out, main, FINISHED, step)
     acc.end_training()
@@ -282,28 +291,75 @@ def load_checkpoint(d: Path, acc, raw: Detector, stream: TrainStream, cfg: Train
     return int(state["step"]), state.get("best")
 
 
-def run_validation(step, raw: Detector, acc, cfg: TrainConfig, shards, metrics: MetricsLog, best):
-    """EER and accuracy (threshold 0 on the logit) on the val split, computed by eval.metrics on all ranks' scores."""
+@dataclass
+class ValScores:
+    """One validation pass, all ranks gathered: per-sample keys, labels (1 = spoof) and spoof logits."""
+
+    step: int
+    keys: List[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    problems: int = 0
+
+
+def score_val_split(raw: Detector, acc, cfg: TrainConfig, step: int) -> ValScores:
+    """Score the val split exactly as ``python -m eval`` does (its code): each clip's first
+    ``data.val_max_seconds`` (null: the whole clip, in chunks of at most 30 s whose logits are averaged), batched
+    only with clips of identical length, so nothing is zero-padded (WavLM's group-norm front end has no attention
+    mask: padding would change the scores) and a score never depends on its batch companions.
+
+    Work units are windows of ``val.batch_size`` samples of one shard, dealt round-robin to the ranks (disjoint,
+    together the whole split); ``val.max_batches`` keeps each rank's first N windows. One gather at the end.
+    """
     from accelerate.utils import gather_object
 
-    sr = cfg.data.sample_rate
-    opts = StreamOptions(seed=cfg.seed, batch_size=cfg.val.batch_size or cfg.train.batch_size, sample_rate=sr,
-                         train=False, max_samples=int(cfg.data.val_max_seconds * sr), on_corrupt=cfg.data.on_corrupt,
-                         world=acc.num_processes, rank=acc.process_index, num_workers=cfg.data.num_workers)
-    raw.eval()
-    scores, labels = [], []
-    with torch.no_grad(), acc.autocast():
-        for i, b in enumerate(eval_loader(shards, opts)):
-            if cfg.val.max_batches and i >= cfg.val.max_batches:
-                break
-            logits = raw(b["wave"].to(acc.device), b["lengths"].to(acc.device)).float()
-            scores.extend(logits.cpu().tolist())
-            labels.extend(int(x) for x in b["labels"].tolist())
-    raw.train()
-    parts = gather_object([(scores, labels)]) if acc.num_processes > 1 else [(scores, labels)]
-    s = np.array([x for p in parts for x in p[0]], dtype=np.float64)
-    y = np.array([x for p in parts for x in p[1]], dtype=np.int64)
+    from eval.config import DataConfig as EvalDataConfig
+    from eval.config import EvalConfig, ScoringConfig
+    from eval.data import list_shards as eval_list_shards
+    from eval.data import make_units, units_for_rank
+    from eval.runner import merge_results, score_units
+    from eval.scoring import Scorer
+    from shard_builder.schema import label_to_int
+
+    window = cfg.val.batch_size or cfg.train.batch_size
+    ecfg = EvalConfig(model="", out_dir="", data=EvalDataConfig(shards=cfg.data.shards, split=cfg.data.val_split,
+                                                                sample_rate=cfg.data.sample_rate),
+                      scoring=ScoringConfig(max_seconds=cfg.data.val_max_seconds, padding="none", window=window,
+                                            max_batch_size=window, precision=cfg.train.precision))
+    paths, counts = eval_list_shards(cfg.data.shards, cfg.data.val_split)
+    mine = units_for_rank(make_units(paths, counts, window), acc.process_index, acc.num_processes)
+    if cfg.val.max_batches:
+        mine = mine[:cfg.val.max_batches]
+    was_training = raw.training
+    try:
+        res = score_units(ecfg, Scorer(raw, acc.device, cfg.train.precision), mine, rank=acc.process_index)
+    finally:
+        raw.train(was_training)
+    for e in res.errors:
+        msg = f"corrupt validation data: {e['shard']}:{e['key']}: {e['reason']}"
+        if cfg.data.on_corrupt == "fail":
+            raise CorruptDataError(msg + " (data.on_corrupt=fail; use data.on_corrupt=skip to skip such members)")
+        log.warning("%s (skipped)", msg)
+    parts = gather_object([res]) if acc.num_processes > 1 else [res]
+    merged = merge_results(parts)
+    if merged["duplicate_keys"]:
+        log.warning("validation: %d key(s) occur more than once in the val split, e.g. %s",
+                    len(merged["duplicate_keys"]), merged["duplicate_keys"][:3])
+    rows = merged["rows"]
+    return ValScores(step=step, keys=[r["key"] for r in rows],
+                     labels=np.array([label_to_int(r["label"]) for r in rows], dtype=np.int64),
+                     scores=np.array([r["score"] for r in rows], dtype=np.float64),
+                     problems=len(merged["errors"]))
+
+
+def run_validation(step, raw: Detector, acc, cfg: TrainConfig, metrics: MetricsLog, best):
+    """EER and accuracy (threshold 0 on the logit) on the val split, computed by eval.metrics on all ranks' scores.
+    Returns ``(best, scores)``."""
+    val = score_val_split(raw, acc, cfg, step)
+    s, y = val.scores, val.labels
     row = {"step": step, "val_samples": int(s.size)}
+    if val.problems:
+        row["val_skipped"] = val.problems
     if s.size and 0 < y.sum() < y.size:
         row["val_eer"] = eer(s, y)[0]
         row["val_accuracy"] = accuracy(s, y, 0.0)
@@ -314,19 +370,63 @@ def run_validation(step, raw: Detector, acc, cfg: TrainConfig, shards, metrics: 
         acc.log({"val_eer": row["val_eer"], "val_accuracy": row["val_accuracy"]}, step=step)
     if "val_eer" in row and (best is None or row["val_eer"] < best["val_eer"]):
         best = {"step": step, "val_eer": row["val_eer"], "val_accuracy": row["val_accuracy"]}
-    return best
+    return best, val
 
 
-def export_model(out: Path, raw: Detector, cfg: TrainConfig, step: int, best) -> None:
-    """``OUT/model``: safetensors + config.json (main process, after training). Optionally the mean of the last K."""
-    extra = {"trained_steps": step, "best_val": best, "train_config": to_dict(cfg)}
+def average_for_export(out: Path, raw: Detector, cfg: TrainConfig) -> Optional[List[str]]:
+    """With ``export.average_last = K > 1``: load the mean of the last K complete checkpoints into ``raw`` and return
+    their names; else None (the final weights are exported)."""
     k = cfg.export.average_last
-    if k > 1:
-        last = complete_checkpoints(out / "checkpoints")[-k:]
-        raw.load_state_dict(average_checkpoints(last))
-        extra["averaged_checkpoints"] = [p.name for p in last]
+    if k <= 1:
+        return None
+    last = complete_checkpoints(out / "checkpoints")[-k:]
+    raw.load_state_dict(average_checkpoints(last))
+    return [p.name for p in last]
+
+
+def export_calibration(val: Optional[ValScores]) -> Tuple[Optional[dict], Optional[str]]:
+    """``(calibration, None)`` fitted by ``eval.calibration.fit_calibration`` on the val scores, or ``(None, why)``."""
+    from eval.calibration import fit_calibration
+
+    if val is None:
+        return None, "no validation split (data.val_split is null)"
+    n, n_spoof = int(val.labels.size), int(val.labels.sum())
+    if n_spoof == 0 or n_spoof == n:
+        return None, f"the validation split has one class only ({n} samples, {n_spoof} spoof)"
+    cal = fit_calibration(val.scores, val.labels)
+    if cal["a"] <= 0:
+        return None, (f"the fitted slope a={cal['a']:.3g} is not positive: the validation scores do not separate "
+                      f"the classes with spoof = higher")
+    return cal, None
+
+
+def export_model(out: Path, raw: Detector, cfg: TrainConfig, step: int, best, val: Optional[ValScores] = None,
+                 averaged: Optional[List[str]] = None) -> None:
+    """``OUT/model``: safetensors + config.json (main process, after training). Optionally the mean of the last K
+    checkpoints (``averaged``: already loaded into ``raw`` by :func:`average_for_export`; else done here), and the
+    score calibration fitted on ``val`` (the val split scored with the exported weights; also ``OUT/val_scores.csv``).
+    """
+    extra = {"trained_steps": step, "best_val": best, "train_config": to_dict(cfg)}
+    if averaged is None:
+        averaged = average_for_export(out, raw, cfg)
+    if averaged is not None:
+        extra["averaged_checkpoints"] = averaged
+    cal, why = export_calibration(val)
+    if cal is not None:
+        extra["calibration"] = cal
+        extra["calibration_data"] = {"split": cfg.data.val_split, "max_seconds": cfg.data.val_max_seconds,
+                                     "samples": int(val.labels.size), "scores": "val_scores.csv"}
+    else:
+        extra["calibration_skipped"] = why
+        log.warning("no score calibration saved with the model: %s", why)
+    if val is not None:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["key", "label", "score"])
+        w.writerows([k, int(y), repr(float(z))] for k, y, z in zip(val.keys, val.labels, val.scores))
+        write_atomic(out / "val_scores.csv", buf.getvalue())
     raw.save_pretrained(out / "model", extra=extra)
-    log.info("exported %s", out / "model")
+    log.info("exported %s%s", out / "model", " (calibrated)" if cal is not None else "")
 
 
 def write_run_state(out: Path, main: bool, state: str, step: int, **more) -> None:

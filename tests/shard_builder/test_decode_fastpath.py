@@ -152,3 +152,20 @@ def test_wav_encoder_matches_libsndfile(monkeypatch):
         m.setenv(SLOW_PATHS_ENV, "1")
         slow = encode_audio(pcm, SR, "wav")
     assert encode_audio(pcm, SR, "wav") == slow
+
+
+def test_worker_side_stays_light(tmp_path):
+    """A build worker (decode.py) imports neither torch (16 kHz sources need no resampling) nor the builder's config
+    stack: each spawned worker would pay for it in CPU seconds."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = kit.write(tmp_path / "a.wav", np.random.default_rng(1))
+    code = ("import sys; from shard_builder.decode import _decode_batch; "
+            f"_decode_batch((0, [{str(path)!r}], 16000, 'flac', None, {str(tmp_path)!r})); "
+            "print(sorted(m for m in ('torch', 'torchaudio', 'omegaconf', 'shard_builder.build') if m in sys.modules))")
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert (tmp_path / "batch-000000.json").exists()
