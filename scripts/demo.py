@@ -18,6 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PREEMPTED = 75  # the trainer's exit status after a signal-triggered checkpoint
 
 
+def run_state(train_dir: Path) -> str:
+    """The trainer's own record of how it stopped: torchrun reports 1 for children that exited 75."""
+    try:
+        return json.loads((train_dir / "run_state.json").read_text()).get("state", "")
+    except (OSError, ValueError):
+        return ""
+
+
 def banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
@@ -104,9 +112,9 @@ def main() -> int:
         print(f"reusing the finished training run in {train_dir}")
     else:
         rc = train(cmd, train_dir, args.preempt_at_step)
-        if rc == PREEMPTED:
-            print("\n>>> the trainer checkpointed and exited (status 75); running the same command again resumes",
-                  flush=True)
+        if rc == PREEMPTED or (rc != 0 and run_state(train_dir) == "preempted"):
+            print(f"\n>>> the trainer checkpointed and stopped (run_state.json: preempted; torchrun exit {rc}); "
+                  "running the same command again resumes from checkpoints/latest", flush=True)
             rc = train(cmd, train_dir, None)
         if rc != 0:
             print(f"training failed with status {rc}", file=sys.stderr)
