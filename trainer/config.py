@@ -27,9 +27,13 @@ class DataConfig:
     val_max_seconds: Optional[float] = 8.0
     sample_rate: int = 16000
     num_workers: int = 2  # DataLoader workers per process
-    # Mix weights: "corpus:<name>" or "attack_type:<digital|replay>" -> weight. A sample's weight is the product of
-    # the matching entries (1.0 when none): 0.5 keeps half of those samples, 2.0 reads each twice (other crops).
+    # Mix weights: "corpus:<name>", "attack_type:<digital|replay>" or "label:<bonafide|spoof>" -> weight. A sample's
+    # weight is the product of the matching entries (1.0 when none): 0.5 keeps half of those samples, 2.0 reads each
+    # twice (other crops).
     weights: Dict[str, float] = field(default_factory=dict)
+    # Class balance: multiply the weights by per-label factors computed from the train split's index.json (after
+    # the mix weights above) so bona fide and spoof are read equally often per epoch, in expectation.
+    balance_classes: bool = False
     on_corrupt: str = "skip"  # "skip": skip + count + log a corrupt member | "fail": stop the run
 
 
@@ -94,10 +98,11 @@ class TrainConfig:
         need(self.data.on_corrupt in ON_CORRUPT, "data.on_corrupt", f"expected one of {ON_CORRUPT}")
         for k, w in self.data.weights.items():
             kind = k.split(":", 1)[0]
-            need(kind in ("corpus", "attack_type") and ":" in k, f"data.weights.{k}",
-                 "expected 'corpus:<name>' or 'attack_type:<digital|replay>'")
+            need(kind in ("corpus", "attack_type", "label") and ":" in k, f"data.weights.{k}",
+                 "expected 'corpus:<name>', 'attack_type:<digital|replay>' or 'label:<bonafide|spoof>'")
             need(w >= 0, f"data.weights.{k}", "must be >= 0")
         need(self.model.pooling in POOLINGS, "model.pooling", f"expected one of {POOLINGS}")
+        self.augment.validate(self.data.sample_rate)  # a bad augment.* value stops here, before any work
         t = self.train
         need(t.max_steps > 0, "train.max_steps", "must be > 0")
         need(t.batch_size > 0, "train.batch_size", "must be > 0")

@@ -92,6 +92,26 @@ def list_shards(root: str | os.PathLike, split: str) -> List[ShardInfo]:
     return [ShardInfo(str(p), counts.get(p.name, max(1, p.stat().st_size // 100_000))) for p in paths]
 
 
+def class_balance_weights(root: str | os.PathLike, split: str, weights: Dict[str, float]) -> Dict[str, float]:
+    """``weights`` plus ``label:*`` factors that equalise the expected per-epoch reads of bona fide and spoof.
+
+    Counts come from ``index.json`` (``totals.by_corpus_label`` is not stored, so the mix weights of corpora and
+    attack types are assumed independent of the label): the minority class is up-weighted to the majority's count.
+    """
+    index = Path(root) / split / "index.json"
+    if not index.is_file():
+        raise ShardsNotFound(f"data.balance_classes needs {index} (its totals.by_label)")
+    by_label = json.loads(index.read_text()).get("totals", {}).get("by_label", {})
+    counts = {lab: float(by_label.get(lab, 0)) * weights.get(f"label:{lab}", 1.0) for lab in ("bonafide", "spoof")}
+    if min(counts.values()) <= 0:
+        raise ShardsNotFound(f"data.balance_classes: {index} has no samples of one class: {by_label}")
+    top = max(counts.values())
+    out = dict(weights)
+    for lab, n in counts.items():
+        out[f"label:{lab}"] = weights.get(f"label:{lab}", 1.0) * top / n
+    return out
+
+
 # -- 2. assignment -------------------------------------------------------------------------------------------------
 def _deal(items: List[int], sizes: List[int], n: int) -> List[List[int]]:
     """Deal ``items`` (in order) to ``n`` bins, each to the bin with the fewest samples so far (ties: lowest bin)."""
@@ -298,6 +318,7 @@ class ShardStream(IterableDataset):
         w = 1.0
         w *= self.opts.weights.get(f"corpus:{meta.get('corpus')}", 1.0)
         w *= self.opts.weights.get(f"attack_type:{meta.get('attack_type')}", 1.0)
+        w *= self.opts.weights.get(f"label:{meta.get('label')}", 1.0)
         base = int(math.floor(w))
         u = np.random.default_rng([self.opts.seed, self.epoch, key_seed(key), 0x313]).random()
         return base + int(u < w - base)

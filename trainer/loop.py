@@ -25,7 +25,8 @@ from shard_builder.configuration import to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
-from trainer.data import CorruptDataError, DataError, ShardsNotFound, StreamOptions, TrainStream, list_shards
+from trainer.data import (CorruptDataError, DataError, ShardsNotFound, StreamOptions, TrainStream,
+                          class_balance_weights, list_shards)
 from trainer.metrics_log import MetricsLog
 from trainer.model import EXPORT_WEIGHTS, Detector, average_checkpoints
 from trainer.optim import build_optimizer, lr_factor, set_lr
@@ -62,9 +63,13 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
 
     # -- data ------------------------------------------------------------------------------------------------------
     sr = cfg.data.sample_rate
+    weights = dict(cfg.data.weights)
+    if cfg.data.balance_classes:
+        weights = class_balance_weights(cfg.data.shards, cfg.data.split, weights)
+        log.info("class balance: mix weights %s", weights)
     opts = StreamOptions(
         seed=cfg.seed, batch_size=tc.batch_size, sample_rate=sr, train=True,
-        crop_samples=int(round(cfg.data.crop_seconds * sr)), weights=dict(cfg.data.weights),
+        crop_samples=int(round(cfg.data.crop_seconds * sr)), weights=weights,
         on_corrupt=cfg.data.on_corrupt, world=world, rank=rank, num_workers=cfg.data.num_workers)
     train_shards = list_shards(cfg.data.shards, cfg.data.split)
     if len(train_shards) < world:
