@@ -515,7 +515,3 @@ class TrainStream:
         self.positions = {int(k): tuple(v) for k, v in state["positions"].items()}
         self.problems_total = int(state.get("problems_total", 0))
 
-
-def eval_loader(shards: List[ShardInfo], opts: StreamOptions) -> DataLoader:
-    """Validation batches of this rank: its share of the split in order, clips truncated, the last batch kept."""
-    return make_loader(ShardStream(shards, opts), opts.num_workers, opts.seed)
