@@ -114,7 +114,9 @@ def main() -> int:
         rc = train(cmd, train_dir, args.preempt_at_step)
         if rc == PREEMPTED or (rc != 0 and run_state(train_dir) == "preempted"):
             print(f"\n>>> the trainer checkpointed and stopped (run_state.json: preempted; torchrun exit {rc}); "
-                  "running the same command again resumes from checkpoints/latest", flush=True)
+                  "running the same command again resumes from checkpoints/latest.\n    (torchrun's 'ChildFailedError' "
+                  "report above is how it shows workers that exited 75 = checkpointed for preemption; "
+                  "slurm/launch.py passes 75 through instead)", flush=True)
             rc = train(cmd, train_dir, None)
         if rc != 0:
             print(f"training failed with status {rc}", file=sys.stderr)
