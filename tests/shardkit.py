@@ -47,7 +47,7 @@ def write_shards(
     durations: Sequence[float] = (1.0, 2.5, 4.5),
     corpora: Iterable[tuple] = (("demo_digital", "digital"), ("demo_replay", "replay")),
 ) -> Path:
-    """Write ``root/split/shard-XXXXXX.tar`` + ``index.json``; samples alternate label and corpus."""
+    """Write ``root/split/shard-NNNNNN.tar`` + ``index.json``; samples alternate label and corpus."""
     import hashlib
 
     import webdataset as wds
