@@ -54,6 +54,9 @@ def main(argv=None) -> int:
 
     try:
         status = train(cfg, flag, progress)
+    except ConfigError as exc:  # a config that loads but does not fit the data or the init_from model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except DataError as exc:
         logging.getLogger("trainer").error("%s", exc)
         return 1

@@ -78,6 +78,10 @@ class ExportConfig:
 class TrainConfig:
     output_dir: str = MISSING
     seed: int = 0
+    # Start from an exported detector (OUT/model of an earlier run: its architecture and weights), e.g. continued
+    # fine-tuning on replay data. model.pooling / model.layer_weighting must match the export; model.dropout,
+    # freeze_feature_encoder and mask_time_prob come from this config. Ignored when resuming from a checkpoint.
+    init_from: Optional[str] = None
     data: DataConfig = field(default_factory=DataConfig)
     model: DetectorConfig = field(default_factory=DetectorConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
@@ -102,6 +106,14 @@ class TrainConfig:
                  "expected 'corpus:<name>', 'attack_type:<digital|replay>' or 'label:<bonafide|spoof>'")
             need(w >= 0, f"data.weights.{k}", "must be >= 0")
         need(self.model.pooling in POOLINGS, "model.pooling", f"expected one of {POOLINGS}")
+        if self.init_from is not None:
+            from pathlib import Path
+
+            from trainer.model import EXPORT_CONFIG, EXPORT_WEIGHTS
+
+            d = Path(self.init_from)
+            need((d / EXPORT_CONFIG).is_file() and (d / EXPORT_WEIGHTS).is_file(), "init_from",
+                 f"{d} is not an exported model (expected {EXPORT_CONFIG} and {EXPORT_WEIGHTS})")
         self.augment.validate(self.data.sample_rate)  # a bad augment.* value stops here, before any work
         t = self.train
         need(t.max_steps > 0, "train.max_steps", "must be > 0")

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from eval.metrics import accuracy, eer
-from shard_builder.configuration import to_dict, to_yaml
+from shard_builder.configuration import ConfigError, to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
@@ -38,6 +38,25 @@ FINISHED, PREEMPTED = "finished", "preempted"
 STATE_FILE = "trainer_state-rank{:05d}.json"
 
 
+def build_model(cfg: TrainConfig) -> Detector:
+    """A fresh detector per ``cfg.model``, or the exported one at ``cfg.init_from`` with this run's training options."""
+    if cfg.init_from is None:
+        return Detector(cfg.model)
+    model = Detector.from_pretrained(cfg.init_from)
+    for key in ("pooling", "layer_weighting"):
+        if getattr(model.config, key) != getattr(cfg.model, key):
+            raise ConfigError(f"config key 'model.{key}': {getattr(cfg.model, key)!r} differs from the "
+                              f"{getattr(model.config, key)!r} of init_from={cfg.init_from}")
+    model.config = replace(model.config, dropout=cfg.model.dropout, mask_time_prob=cfg.model.mask_time_prob,
+                           freeze_feature_encoder=cfg.model.freeze_feature_encoder)
+    model.dropout.p = cfg.model.dropout
+    model.backbone.config.mask_time_prob = cfg.model.mask_time_prob
+    if cfg.model.freeze_feature_encoder:
+        model.backbone.freeze_feature_encoder()
+    log.info("initialised from the exported model %s", cfg.init_from)
+    return model
+
+
 def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
           progress: Optional[Callable[[int, int, dict], None]] = None) -> str:
     """Train (or resume) per ``cfg``. Returns ``"finished"`` or ``"preempted"`` (checkpoint saved: rerun to resume)."""
@@ -52,7 +71,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
 
     # -- model, optimizer ------------------------------------------------------------------------------------------
     seed_everything(cfg.seed)  # identical initial weights on every rank
-    model = Detector(cfg.model)
+    model = build_model(cfg)
     optimizer = build_optimizer(model, tc.lr, tc.head_lr, tc.weight_decay)
     if deepspeed:
         configure_deepspeed(acc, cfg)
