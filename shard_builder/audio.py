@@ -130,6 +130,38 @@ def _wav_pcm16_mono(pcm16: np.ndarray, sample_rate: int) -> bytes:
     return head + data
 
 
+def wav_pcm16_layout(buf: bytes) -> Tuple[int, int, int] | None:
+    """(sample_rate, data_offset, frames) of a mono 16-bit PCM RIFF/WAVE file held in ``buf`` (the layout the shard
+    builder writes), or None for anything else (other formats, encodings, channel counts, damaged or truncated
+    headers), which is then left to libsndfile. Samples are ``buf[data_offset:data_offset + 2 * frames]``."""
+    if len(buf) < 12 or buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
+        return None
+    pos, fmt_ok, sr = 12, False, 0
+    while pos + 8 <= len(buf):
+        cid, size = buf[pos:pos + 4], struct.unpack_from("<I", buf, pos + 4)[0]
+        body = pos + 8
+        if cid == b"fmt ":
+            if size < 16 or body + size > len(buf):
+                return None
+            tag, channels, sr, _, _, bits = struct.unpack_from("<HHIIHH", buf, body)
+            if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the real format is the sub-format GUID's first 2 bytes
+                if size < 40:
+                    return None
+                tag = struct.unpack_from("<H", buf, body + 24)[0]
+            fmt_ok = tag == 1 and channels == 1 and bits == 16 and sr > 0
+        elif cid == b"data":
+            if not fmt_ok or size % 2 or body + size > len(buf):
+                return None
+            return sr, body, size // 2
+        pos = body + size + (size & 1)
+    return None
+
+
+def pcm16_to_float(raw: np.ndarray) -> np.ndarray:
+    """int16 -> float32 in [-1, 1): x / 32768, bit-identical to libsndfile's float read of PCM-16."""
+    return np.multiply(raw, np.float32(1.0 / 32768.0), dtype=np.float32)
+
+
 def decode_audio_bytes(data: bytes) -> Tuple[np.ndarray, int]:
     """Shard member bytes (FLAC/WAV/...) -> (float32 mono, sample_rate). Raises AudioError on corrupt data."""
     arr, sr = read_audio(io.BytesIO(data))

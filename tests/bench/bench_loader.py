@@ -72,14 +72,16 @@ def explode(shard_dir: Path, out: Path, ext: str):
 def time_stream(root, workers, epochs=1):
     shards = list_shards(root, "train")
     opts = StreamOptions(seed=0, batch_size=BATCH, crop_samples=int(CROP * SR), num_workers=workers)
-    n = 0
-    t0 = time.perf_counter()
+    n, t0 = 0, None
     for e in range(epochs):
         stream = TrainStream(shards, opts)
         stream.epoch = e
         while (b := stream.fetch(1)) is not None:
+            if t0 is None:  # steady state: worker start-up and the first batch are not counted
+                t0 = time.perf_counter()
+            else:
+                n += b[0]["wave"].shape[0]
             stream.commit(b[0])
-            n += b[0]["wave"].shape[0]
         stream.close()
     return n * CROP / (time.perf_counter() - t0)
 
@@ -87,11 +89,13 @@ def time_stream(root, workers, epochs=1):
 def time_baseline(files, labels, workers, epochs=1):
     loader = DataLoader(PerFileDataset(files, labels), batch_size=BATCH, shuffle=True, num_workers=workers,
                         drop_last=True, generator=torch.Generator().manual_seed(0))
-    n = 0
-    t0 = time.perf_counter()
+    n, t0 = 0, None
     for _ in range(epochs):
         for wave, _ in loader:
-            n += wave.shape[0]
+            if t0 is None:
+                t0 = time.perf_counter()
+            else:
+                n += wave.shape[0]
     return n * CROP / (time.perf_counter() - t0)
 
 

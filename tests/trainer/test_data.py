@@ -4,10 +4,15 @@ from __future__ import annotations
 import collections
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import trainer.data as data
 from shardkit import write_shards
@@ -55,8 +60,8 @@ def consume(stream, n=None):
         got = stream.fetch(1)
         if got is None:
             break
+        out.append((got[0]["keys"], got[0]["wave"].numpy().copy()))  # valid until commit
         stream.commit(got[0])
-        out.append((got[0]["keys"], got[0]["wave"].numpy().copy()))
     return out
 
 
@@ -111,6 +116,84 @@ def test_window_decode_equals_crop_of_full_decode(shards):
             a = data.decode_member(raw, 16000, 32000, np.random.default_rng(7))
             b = random_crop(full, 32000, np.random.default_rng(7))
             assert np.array_equal(a, b)
+
+
+def wav_bytes(pcm16, sr=16000, subtype="PCM_16", **kw):
+    buf = io.BytesIO()
+    sf.write(buf, pcm16, sr, format="WAV", subtype=subtype, **kw)
+    return buf.getvalue()
+
+
+def test_wav_fast_path_equals_libsndfile(monkeypatch):
+    from shard_builder.audio import SLOW_PATHS_ENV
+
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-32768, 32768, 40000).astype(np.int16)
+    pcm[:2] = (-32768, 32767)
+    cases = {"canonical": wav_bytes(pcm), "short": wav_bytes(pcm[:5000]), "empty": wav_bytes(pcm[:0])}
+    buf = io.BytesIO()
+    sf.write(buf, pcm, 16000, format="WAVEX", subtype="PCM_16")  # WAVE_FORMAT_EXTENSIBLE header
+    cases["extensible"] = buf.getvalue()
+    canon = cases["canonical"]  # a LIST chunk before the data chunk, as many tools write
+    listed = (canon[:36] + b"LIST" + (16).to_bytes(4, "little") + b"INFOISFT" + (4).to_bytes(4, "little") + b"abc\x00"
+              + canon[36:])
+    cases["list_chunk"] = listed[:4] + (len(listed) - 8).to_bytes(4, "little") + listed[8:]
+    for name, raw in cases.items():
+        assert data.wav_pcm16_layout(raw) is not None, name
+        for length, seed in ((16000, 1), (16000, 2), (64000, 3), (40000, 4)):
+            fast = [data.decode_member(raw, 16000, length, np.random.default_rng(seed)),
+                    data.decode_member(raw, 16000, length)]
+            with monkeypatch.context() as m:
+                m.setenv(SLOW_PATHS_ENV, "1")
+                slow = [data.decode_member(raw, 16000, length, np.random.default_rng(seed)),
+                        data.decode_member(raw, 16000, length)]
+            for a, b in zip(fast, slow):
+                assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b), (name, length)
+
+
+def test_wav_fast_path_leaves_other_encodings_to_libsndfile():
+    pcm = np.zeros(1600, np.int16)
+    assert data.wav_pcm16_layout(wav_bytes(pcm, subtype="PCM_24")) is None
+    assert data.wav_pcm16_layout(wav_bytes(np.zeros((1600, 2), np.int16))) is None
+    truncated = wav_bytes(pcm)[:-10]
+    assert data.wav_pcm16_layout(truncated) is None
+    with pytest.raises(ValueError, match="sample rate"):
+        data.decode_member(wav_bytes(pcm, sr=8000), 16000, 800)
+    assert data.decode_member(wav_bytes(pcm, subtype="PCM_24"), 16000, 800).size == 800
+
+
+def test_shared_batch_buffers_deliver_the_same_batches(shards):
+    infos = list_shards(shards, "train")
+    plain = consume(TrainStream(infos, opts(num_workers=2, shared_buffers=0)))
+    shared = consume(TrainStream(infos, opts(num_workers=2)))
+    assert [k for k, _ in shared] == [k for k, _ in plain] and len(plain) == 14
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(shared, plain))
+    # the trainer holds more batches than a worker has buffers (grad_accum): the extra ones travel the usual way
+    held = TrainStream(infos, opts(num_workers=2, shared_buffers=2))
+    batches = held.fetch(len(plain))
+    assert sum(b["slot"] is not None for b in batches) == 4  # 2 buffers x 2 workers
+    assert [b["keys"] for b in batches] == [k for k, _ in plain]
+    assert all(np.array_equal(b["wave"].numpy(), w) for b, (_, w) in zip(batches, plain))
+    for b in batches:
+        held.commit(b)
+    assert held.fetch(1) is None
+
+
+def test_an_exception_with_live_workers_exits_promptly(shards, tmp_path):
+    # Data workers ignore SIGTERM (preemption is the trainer's business); an uncaught exception must still end the
+    # process instead of leaving it waiting for them forever.
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "from trainer.data import StreamOptions, TrainStream, list_shards\n"
+        f"s = TrainStream(list_shards({str(shards)!r}, 'train'), StreamOptions(seed=0, batch_size=2, "
+        "crop_samples=8000, num_workers=2))\n"
+        "assert s.fetch(1)\n"
+        "raise RuntimeError('boom')\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(data.__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1 and "RuntimeError: boom" in p.stderr
+    assert "killed by signal" not in p.stderr
 
 
 def test_random_crop_repeat_pads_short_clips():
