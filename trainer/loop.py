@@ -201,13 +201,18 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
 
 # -- the pieces the loop calls -------------------------------------------------------------------------------------
 def build_accelerator(cfg: TrainConfig):
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
     from accelerate.utils import ProjectConfiguration
 
     out = Path(cfg.output_dir)
     trackers = list(cfg.train.trackers)
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.train.precision]
     use_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=cfg.train.find_unused_parameters)]
+    if use_deepspeed and not torch.cuda.is_available():
+        # DeepSpeed on CPU (DS_ACCELERATOR=cpu) runs on gloo; without a backend named here accelerate would count
+        # one process per rank (num_processes=1) although DeepSpeed has started them all.
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
     return Accelerator(
         # CPU: torchrun -> DDP on gloo. DeepSpeed picks its own accelerator (DS_ACCELERATOR=cpu for a CPU smoke run).
         cpu=not torch.cuda.is_available() and not use_deepspeed,
@@ -215,7 +220,7 @@ def build_accelerator(cfg: TrainConfig):
         gradient_accumulation_steps=cfg.train.grad_accum,
         log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.train.find_unused_parameters)],
+        kwargs_handlers=handlers,
     )
 
 

@@ -35,21 +35,28 @@ def shards(tmp_path_factory) -> Path:
     return root
 
 
-def trainer_cmd(nproc: int, out: Path, shards: Path, extra=()) -> list:
+DEEPSPEED = ["-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/deepspeed_zero2.yaml"]
+
+
+def trainer_cmd(nproc: int, out: Path, shards: Path, extra=(), deepspeed: bool = False) -> list:
     py = sys.executable
-    if nproc == 1:
+    if deepspeed:  # ZeRO-2 through accelerate, on CPU (DS_ACCELERATOR=cpu: gloo)
+        head = [py, *DEEPSPEED, "--num_processes", str(nproc), "-m", "trainer"]
+    elif nproc == 1:
         head = [py, "-m", "trainer"]
     else:
         head = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "trainer"]
     return head + ["--config", str(DEMO_CONFIG), f"data.shards={shards}", f"output_dir={out}", *TINY, *extra]
 
 
-def start(nproc: int, out: Path, shards: Path, extra=(), env=None) -> subprocess.Popen:
+def start(nproc: int, out: Path, shards: Path, extra=(), env=None, deepspeed: bool = False) -> subprocess.Popen:
     e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **(env or {}))
+    if deepspeed:
+        e["DS_ACCELERATOR"] = "cpu"
     out.mkdir(parents=True, exist_ok=True)
     log = open(out.parent / f"{out.name}.log", "ab")
     # A new session: signals can go to the whole process group, as Slurm sends them to every process of a step.
-    return subprocess.Popen(trainer_cmd(nproc, out, shards, extra), cwd=REPO, env=e, stdout=log,
+    return subprocess.Popen(trainer_cmd(nproc, out, shards, extra, deepspeed), cwd=REPO, env=e, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
