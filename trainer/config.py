@@ -27,6 +27,7 @@ class DataConfig:
     val_max_seconds: Optional[float] = 8.0
     sample_rate: int = 16000
     num_workers: int = 2  # DataLoader workers per process
+    shared_buffers: int = 8  # per worker: batches handed to the trainer through reused shared memory (0: off)
     # Mix weights: "corpus:<name>", "attack_type:<digital|replay>" or "label:<bonafide|spoof>" -> weight. A sample's
     # weight is the product of the matching entries (1.0 when none): 0.5 keeps half of those samples, 2.0 reads each
     # twice (other crops).
@@ -99,6 +100,7 @@ class TrainConfig:
         need(self.data.val_max_seconds is None or self.data.val_max_seconds > 0, "data.val_max_seconds",
              "must be > 0 or null")
         need(self.data.num_workers >= 0, "data.num_workers", "must be >= 0")
+        need(self.data.shared_buffers >= 0, "data.shared_buffers", "must be >= 0")
         need(self.data.on_corrupt in ON_CORRUPT, "data.on_corrupt", f"expected one of {ON_CORRUPT}")
         for k, w in self.data.weights.items():
             kind = k.split(":", 1)[0]

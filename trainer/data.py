@@ -435,24 +435,32 @@ class SharedBatches:
 
     A tensor returned by a worker normally travels in a new shared-memory segment that the worker allocates and the
     trainer maps, batch after batch: ~3 ms for a 2 MB batch here, as long as decoding it from WAV. Instead the worker
-    writes the batch into a free buffer and sends only its index; the buffers themselves travel once, with the first
-    batch that uses them. ``busy[i]`` is set by the worker when it fills buffer i and cleared by
+    writes the batch's tensors into a free buffer and sends only its index; the buffers themselves travel once, with
+    the first batch that uses them. ``busy[i]`` is set by the worker when it fills buffer i and cleared by
     :meth:`TrainStream.commit` once the trainer has stepped on the batch. With every buffer busy (the trainer holds
     many batches) a batch travels the usual way, so a worker never waits for the trainer.
     """
 
-    def __init__(self, waves: torch.Tensor, busy: torch.Tensor):
-        self.waves, self.busy, self.announced = waves, busy, False
+    FIELDS = ("wave", "lengths", "labels")
+
+    def __init__(self, tensors: Dict[str, torch.Tensor], busy: torch.Tensor):
+        self.tensors, self.busy, self.announced = tensors, busy, False
 
     @classmethod
     def create(cls, n: int, batch_size: int, length: int) -> Optional["SharedBatches"]:
         try:
-            return cls(torch.zeros((n, batch_size, length)).share_memory_(), torch.zeros(n, dtype=torch.uint8).share_memory_())
+            tensors = {"wave": torch.zeros((n, batch_size, length)),
+                       "lengths": torch.zeros((n, batch_size), dtype=torch.long),
+                       "labels": torch.zeros((n, batch_size))}
+            return cls({k: t.share_memory_() for k, t in tensors.items()}, torch.zeros(n, dtype=torch.uint8).share_memory_())
         except RuntimeError as exc:  # e.g. a small /dev/shm: fall back to one segment per batch
             log.warning("no shared batch buffers (%s); set data.shared_buffers=0 to silence this", exc)
             return None
 
-    def take(self) -> Optional[int]:
+    def take(self, batch_size: int, length: int) -> Optional[int]:
+        """A free buffer for a full batch of ``length``-sample rows, marked busy; None if there is none."""
+        if tuple(self.tensors["wave"].shape[1:]) != (batch_size, length):
+            return None
         free = (self.busy == 0).nonzero()
         if free.numel() == 0:
             return None
@@ -464,26 +472,31 @@ class SharedBatches:
 def collate(examples: List[dict], worker: int, position: Tuple[int, int, int], problems: List[dict],
             shared: Optional[SharedBatches] = None) -> dict:
     """Zero-pad to the longest clip; ``lengths`` holds the valid samples of each row. With ``shared`` (training in a
-    DataLoader worker) the waves go into a shared buffer: the batch carries ``slot`` instead of ``wave``."""
+    DataLoader worker) the tensors go into a shared buffer: the batch carries its ``slot`` instead of them, and
+    :meth:`TrainStream.fetch` puts them back."""
     lengths = [e["wave"].size for e in examples]
+    labels = [e["label"] for e in examples]
     slot = None
-    if shared is not None and tuple(shared.waves.shape[1:]) == (len(examples), max(lengths)) and min(lengths) == max(lengths):
-        slot = shared.take()
+    if shared is not None and min(lengths) == max(lengths):
+        slot = shared.take(len(examples), max(lengths))
     if slot is None:
         wave = np.zeros((len(examples), max(lengths)), dtype=np.float32)
     else:
-        wave = shared.waves[slot].numpy()
+        wave = shared.tensors["wave"][slot].numpy()
+        shared.tensors["lengths"][slot] = torch.tensor(lengths)
+        shared.tensors["labels"][slot] = torch.tensor(labels, dtype=torch.float32)
     for i, e in enumerate(examples):
         wave[i, :lengths[i]] = e["wave"]
     buffers = None
     if slot is not None and not shared.announced:
-        buffers, shared.announced = (shared.waves, shared.busy), True
+        buffers, shared.announced = (shared.tensors, shared.busy), True
+    tensors = ({"wave": None, "lengths": None, "labels": None} if slot is not None else
+               {"wave": torch.from_numpy(wave), "lengths": torch.tensor(lengths, dtype=torch.long),
+                "labels": torch.tensor(labels, dtype=torch.float32)})
     return {
-        "wave": torch.from_numpy(wave) if slot is None else None,
+        **tensors,
         "slot": slot,
         "buffers": buffers,
-        "lengths": torch.tensor(lengths, dtype=torch.long),
-        "labels": torch.tensor([e["label"] for e in examples], dtype=torch.float32),
         "keys": [e["key"] for e in examples],
         "attack_types": [e["attack_type"] for e in examples],
         "corpora": [e["corpus"] for e in examples],
@@ -541,7 +554,7 @@ class TrainStream:
         self.batches_in_epoch = 0
         self.problems_total = 0
         self._it = None
-        self._buffers: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._buffers: Dict[int, Tuple[Dict[str, torch.Tensor], torch.Tensor]] = {}
 
     def _iterator(self):
         if self._it is None:
@@ -553,8 +566,8 @@ class TrainStream:
     def fetch(self, n: int) -> Optional[List[dict]]:
         """The next ``n`` batches of this epoch, or None when this rank has fewer than ``n`` left.
 
-        ``batch["wave"]`` may be a view of a worker's shared buffer (:class:`SharedBatches`): it is valid until
-        ``commit(batch)``; copy it to keep it longer."""
+        The tensors of a batch may be views of a worker's shared buffer (:class:`SharedBatches`): they are valid
+        until ``commit(batch)``; copy them to keep them longer."""
         out = []
         for _ in range(n):
             try:
@@ -564,14 +577,15 @@ class TrainStream:
             if batch["buffers"] is not None:  # a worker's buffers arrive with the first batch that uses them
                 self._buffers[batch["worker"]] = batch["buffers"]
             if batch["slot"] is not None:
-                batch["wave"] = self._buffers[batch["worker"]][0][batch["slot"]]
+                tensors = self._buffers[batch["worker"]][0]
+                batch.update({k: tensors[k][batch["slot"]] for k in SharedBatches.FIELDS})
             out.append(batch)
         return out
 
     def commit(self, batch: dict) -> List[dict]:
         """The trainer has trained on ``batch``: advance the checkpointable position. Returns its data problems."""
         if batch["slot"] is not None:
-            batch["wave"] = None
+            batch.update(dict.fromkeys(SharedBatches.FIELDS))
             self._buffers[batch["worker"]][1][batch["slot"]] = 0  # the worker may refill it now
         self.positions[batch["worker"]] = tuple(batch["position"])
         self.rotation = (batch["worker"] + 1) % max(1, self.opts.num_workers)

@@ -89,7 +89,8 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     opts = StreamOptions(
         seed=cfg.seed, batch_size=tc.batch_size, sample_rate=sr, train=True,
         crop_samples=int(round(cfg.data.crop_seconds * sr)), weights=weights,
-        on_corrupt=cfg.data.on_corrupt, world=world, rank=rank, num_workers=cfg.data.num_workers)
+        on_corrupt=cfg.data.on_corrupt, world=world, rank=rank, num_workers=cfg.data.num_workers,
+        shared_buffers=cfg.data.shared_buffers)
     train_shards = list_shards(cfg.data.shards, cfg.data.split)
     if len(train_shards) < world:
         raise ShardsNotFound(f"{cfg.data.shards}/{cfg.data.split} has {len(train_shards)} shard(s) for {world} "
