@@ -50,7 +50,8 @@ def main(argv=None) -> int:
             bar = tqdm(total=total, initial=step - 1, desc="train", unit="step", dynamic_ncols=True,
                        disable=not sys.stderr.isatty())
         bar.update(step - bar.n)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", samples_s=f"{row['samples_per_s']:.1f}", refresh=False)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", samples_s=f"{row['samples_per_s']:.1f}",
+                        data_wait=f"{100 * row['data_wait_frac']:.0f}%", refresh=False)
 
     try:
         status = train(cfg, flag, progress)

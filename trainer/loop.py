@@ -121,8 +121,11 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     model.train()
     t_log, samples_log, loss_acc, n_acc = time.time(), 0, torch.zeros((), device=acc.device), 0
     write_run_state(out, main, "running", step)
+    wait_s = busy_s = 0.0  # time blocked fetching batches / time in steps, since the last log row
     while step < tc.max_steps:
+        t_step = time.perf_counter()
         batches = stream.fetch(tc.grad_accum)
+        t_fetched = time.perf_counter()
         stop, exhausted = agree(acc, preempt.is_set(), batches is None)
         if stop:  # every rank saw the flag at the same step boundary: all save, then leave
             if last_saved != step:
@@ -160,13 +163,14 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
                 log.warning("skipped corrupt data: %s: %s", p["where"], p["why"])
         step += 1
         samples_log += tc.batch_size * tc.grad_accum * world
+        wait_s, busy_s = wait_s + (t_fetched - t_step), busy_s + (time.perf_counter() - t_step)
 
         if step % tc.log_every == 0 or step == tc.max_steps:
             loss_mean = acc.reduce(loss_acc / n_acc, reduction="mean").item()
             dt = max(time.time() - t_log, 1e-9)
             row = {"step": step, "epoch": stream.epoch, "loss": loss_mean, "lr": lr,
                    "samples_per_s": samples_log / dt, "audio_s_per_s": samples_log * cfg.data.crop_seconds / dt,
-                   "corrupt_skipped": stream.problems_total}
+                   "data_wait_frac": wait_s / max(busy_s, 1e-9), "corrupt_skipped": stream.problems_total}
             if grad_norm is not None:
                 row["grad_norm"] = float(grad_norm)
             metrics.write(row)
@@ -175,6 +179,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
             if progress is not None and main:
                 progress(step, tc.max_steps, row)
             t_log, samples_log, loss_acc, n_acc = time.time(), 0, torch.zeros((), device=acc.device), 0
+            wait_s = busy_s = 0.0
 
         if val_shards and ((cfg.val.every_steps and step % cfg.val.every_steps == 0) or step == tc.max_steps):
             best, last_val = run_validation(step, raw, acc, cfg, metrics, best)

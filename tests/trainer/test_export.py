@@ -135,3 +135,13 @@ def test_export_without_usable_val_scores_records_why(tmp_path):
     assert "calibration" not in meta and "one class only" in meta["calibration_skipped"]
     assert read_csv(tmp_path / "val_scores.csv") == [{"key": "a", "label": "1", "score": "0.5"},
                                                     {"key": "b", "label": "1", "score": "1.5"}]
+
+
+def test_metrics_rows_report_throughput_and_data_wait(calibrated):
+    rows = [json.loads(l) for l in (calibrated / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
+    for r in train_rows:
+        assert r["audio_s_per_s"] > 0 and 0.0 <= r["data_wait_frac"] <= 1.0
+    # the first step waits for the DataLoader to start and fill: the loader is what it waited for
+    assert train_rows[0]["data_wait_frac"] > 0.0
