@@ -27,7 +27,7 @@ POOLINGS = ("mean", "attentive_stats")
 class DetectorConfig:
     """Options of the detector head (the ``model`` section of the trainer config maps onto this)."""
 
-    backbone: str = "microsoft/wavlm-base"  # hub id, local directory, or "tiny"
+    backbone: str = "microsoft/wavlm-base"  # hub id, local directory, "tiny", or "base-random" (benchmarks)
     pooling: str = "mean"  # "mean" (the reference) | "attentive_stats"
     layer_weighting: bool = False  # learned softmax-weighted sum of all hidden layers (SLS / MHFA style)
     freeze_feature_encoder: bool = False
@@ -64,7 +64,9 @@ def tiny_wavlm_config():
 
 
 def build_backbone(name: str, backbone_config: Optional[dict] = None, mask_time_prob: float = 0.05):
-    """A ``WavLMModel``: from a saved config dict (export), ``tiny``, a local directory or a hub id."""
+    """A ``WavLMModel``: from a saved config dict (export), ``tiny``, ``base-random`` (the WavLM-Base architecture,
+    which is ``WavLMConfig()``'s default, randomly initialised: for throughput benchmarks without a download), a
+    local directory or a hub id."""
     from transformers import WavLMConfig, WavLMModel
 
     if backbone_config is not None:
@@ -74,6 +76,8 @@ def build_backbone(name: str, backbone_config: Optional[dict] = None, mask_time_
         cfg = tiny_wavlm_config()
         cfg.mask_time_prob = mask_time_prob
         return WavLMModel(cfg)
+    if name == "base-random":
+        return WavLMModel(WavLMConfig(mask_time_prob=mask_time_prob))
     return WavLMModel.from_pretrained(name, mask_time_prob=mask_time_prob)
 
 
