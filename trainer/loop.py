@@ -76,7 +76,8 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     if deepspeed:
         configure_deepspeed(acc, cfg)
     model, optimizer = acc.prepare(model, optimizer)
-    raw = acc.unwrap_model(model)
+    # DDP's module is the model itself; accelerate's unwrap_model would import deepspeed (seconds per process)
+    raw = acc.unwrap_model(model) if deepspeed else getattr(model, "module", model)
     keep_model_out_of_accelerate_state(acc)
     seed_everything(cfg.seed * 1000 + rank)  # per-rank randomness (e.g. WavLM's time masking)
 
