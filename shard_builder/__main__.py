@@ -53,11 +53,17 @@ def cmd_build(args) -> int:
     t = report["totals"]
     print(f"{t['written']} samples ({t['seconds'] / 3600:.2f} h) written to {report['out_dir']}: "
           + ", ".join(f"{s} {v['samples']} in {v['shards']} shards" for s, v in report["splits"].items()))
-    print(f"found {t['found']}, capped {t['capped']}, duplicates {t['duplicates']}, skipped {t['skipped']}"
+    # .get: a build finished before malformed lines were counted returns its old report
+    print(f"found {t['found']}, capped {t['capped']}, duplicates {t['duplicates']}, skipped {t['skipped']}, "
+          f"malformed protocol lines skipped {t.get('bad_protocol_lines', 0)}"
           f" (see {Path(report['out_dir']) / 'build_report.json'})")
     for name, c in report["corpora"].items():
         if c["skipped"]:
             print(f"  {name}: skipped " + ", ".join(f"{r} {n}" for r, n in sorted(c["skipped"].items())))
+        if c.get("bad_protocol_lines"):
+            first = c["bad_protocol_line_list"][0]
+            print(f"  {name}: skipped {c['bad_protocol_lines']} malformed protocol line(s), the first "
+                  f"{first['file']}:{first['line']}: {first['reason']}")
     return 0
 
 

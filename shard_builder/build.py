@@ -14,6 +14,8 @@ Resumability (kill -9 included) comes from two idempotent stages under ``OUT/.st
 
 ``build_report.json`` is written last and carries the build's fingerprint (config minus ``workers`` + the record
 listing): running a finished build again returns its report and writes nothing. Staging is removed at the end.
+Malformed protocol lines are skipped when the corpora are scanned (before any of this) and only reported; the
+listing holds the records that were kept, so the same inputs always give the same fingerprint and report.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from typing import Callable, Dict, List, Optional
 from .config import BuildConfig
 from .configuration import ConfigError, to_dict
 from .corpora import prepare_records
+from .corpora.common import LineProblems
 # the worker side lives in decode.py, so spawned workers import only numpy + soundfile (not OmegaConf, adapters...)
 from .decode import _TEST_DELAY_ENV, _atomic_write, _decode_batch, _init_worker, _test_delay  # noqa: F401
 from .schema import SPLITS, SampleMeta
@@ -188,16 +191,21 @@ def _fingerprint(cfg: BuildConfig, listing: list) -> str:
 def scan_corpora(cfg: BuildConfig):
     """Run every adapter (all config/protocol errors surface here, before anything is written).
 
-    Returns a list of (entry, records, found, capped)."""
+    Returns a list of (entry, records, found, capped, problems); ``problems`` holds the entry's malformed protocol
+    lines, which were skipped (each already logged) and go into the build report."""
     out = []
     for i, entry in enumerate(cfg.corpora):
-        records = prepare_records(entry, f"corpora[{i}]")
+        problems = LineProblems(entry.name)
+        records = prepare_records(entry, f"corpora[{i}]", problems)
+        if problems.count:
+            log.warning("entry %s: skipped %d malformed protocol line(s); they are listed in %s", entry.name,
+                        problems.count, REPORT)
         if not records:
             raise ConfigError(f"config key 'corpora[{i}]': adapter {entry.adapter!r} found no samples for entry "
                               f"{entry.name!r} under {entry.root}")
         found = len(records)
         records, capped = cap_per_label(records, entry.max_per_label, cfg.seed, entry.name)
-        out.append((entry, records, found, capped))
+        out.append((entry, records, found, capped, problems))
     return out
 
 
@@ -207,7 +215,7 @@ def build_shards(cfg: BuildConfig, progress: Optional[Progress] = None, *, batch
     Raises ConfigError for configuration/corpus problems before writing anything.
     """
     scanned = scan_corpora(cfg)
-    flat = [(e, r) for e, recs, _, _ in scanned for r in recs]
+    flat = [(e, r) for e, recs, *_ in scanned for r in recs]
     listing = [(e.name, r.source, r.label, r.speaker, r.language, r.attack, r.split) for e, r in flat]
     fp = _fingerprint(cfg, listing)
     out = Path(os.path.expanduser(cfg.out_dir))
@@ -291,9 +299,10 @@ def _build(cfg, scanned, flat, fp, out: Path, progress, batch_size) -> dict:
 
     # ---- report counters, dedup, splits
     per: Dict[str, dict] = OrderedDict()
-    for entry, recs, found, capped in scanned:
+    for entry, recs, found, capped, problems in scanned:
         per[entry.name] = {"adapter": entry.adapter, "attack_type": entry.attack_type, "found": found,
                            "capped": capped, "written": 0, "duplicates": 0, "skipped": {}, "skipped_files": [],
+                           "bad_protocol_lines": problems.count, "bad_protocol_line_list": list(problems.items),
                            "by_split": {s: 0 for s in SPLITS}, "by_label": {}}
     skipped_all, dup_list = [], []
     for (entry, rec), m in zip(flat, results):
@@ -393,7 +402,8 @@ def _build(cfg, scanned, flat, fp, out: Path, progress, batch_size) -> dict:
         staged.close()
 
     # ---- per-split index, report (the completion marker), cleanup
-    totals_all = {"found": 0, "capped": 0, "written": 0, "duplicates": 0, "skipped": 0, "seconds": 0.0}
+    totals_all = {"found": 0, "capped": 0, "written": 0, "duplicates": 0, "skipped": 0, "bad_protocol_lines": 0,
+                  "seconds": 0.0}
     split_summary = {}
     for split, shards in plans.items():
         t = {"samples": 0, "seconds": 0.0, "by_label": {}, "by_attack_type": {}, "by_corpus": {}}
@@ -418,6 +428,7 @@ def _build(cfg, scanned, flat, fp, out: Path, progress, batch_size) -> dict:
         totals_all["written"] += c["written"]
         totals_all["duplicates"] += c["duplicates"]
         totals_all["skipped"] += sum(c["skipped"].values())
+        totals_all["bad_protocol_lines"] += c["bad_protocol_lines"]
     totals_all["seconds"] = round(totals_all["seconds"], 3)
     conf = to_dict(cfg)
     conf.pop("workers", None)

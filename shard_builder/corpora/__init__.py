@@ -2,17 +2,21 @@
 
 An adapter only reads the corpus's own metadata (protocol/key files, folder names, TSV/CSV columns) and lists
 files; decoding, resampling, deduplication, splitting and writing happen once, in :mod:`shard_builder.build`.
-Every adapter module exposes ``prepare(entry: CorpusEntry, where: str) -> list[Record]`` where ``where`` is the
-entry's config path (``corpora[3]``) used in error messages. Problems with the entry itself (missing root, missing
-protocol, malformed protocol line) raise :class:`ConfigError` naming the key or ``file:line``; a listed file that
-is missing on disk is not an error here (the build skips it with reason ``missing``).
+Every adapter module exposes ``prepare(entry: CorpusEntry, where: str, problems=None) -> list[Record]`` where
+``where`` is the entry's config path (``corpora[3]``) used in error messages. Problems with the entry itself
+(missing root, missing protocol, empty manifest, a header without a required column, a protocol whose every data
+line is malformed) raise :class:`ConfigError` naming the key or ``file:line``. One malformed line among good ones
+is skipped: the adapter reports it to ``problems`` (a :class:`~.common.LineProblems`, which logs it and keeps it for
+the build report) and goes on. A listed file that is missing on disk is not an error here either (the build skips
+it with reason ``missing``).
 """
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from ..schema import Record
+from .common import LineProblems
 
 #: adapter name (as written in configs) -> module under shard_builder.corpora
 ADAPTERS: Dict[str, str] = {
@@ -37,8 +41,10 @@ def get_adapter(name: str) -> Callable[..., List[Record]]:
     return module.prepare
 
 
-def prepare_records(entry, where: str) -> List[Record]:
-    """Run the entry's adapter; records come back sorted by ``source`` so the order never depends on the disk."""
-    records = get_adapter(entry.adapter)(entry, where)
+def prepare_records(entry, where: str, problems: Optional[LineProblems] = None) -> List[Record]:
+    """Run the entry's adapter; records come back sorted by ``source`` so the order never depends on the disk.
+
+    Pass ``problems`` to get the malformed lines that were skipped (without it they are only logged)."""
+    records = get_adapter(entry.adapter)(entry, where, problems if problems is not None else LineProblems(entry.name))
     records.sort(key=lambda r: r.source)
     return records

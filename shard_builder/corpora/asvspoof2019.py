@@ -11,10 +11,10 @@ Official split from the protocol's file name: ``train`` -> train, ``dev`` -> val
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import List, Optional
 
 from ..schema import Record
-from .common import check_root, find_audio, protocol_error, protocol_path, read_lines, rel
+from .common import LineProblems, check_root, find_audio, protocol_path, read_lines, rel
 
 _SPLIT_IN_NAME = (("train", "train"), ("dev", "val"), ("eval", "test"))
 
@@ -27,22 +27,25 @@ def official_split(name: str):
     return None
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems: Optional[LineProblems] = None) -> List[Record]:
+    problems = problems if problems is not None else LineProblems(entry.name)
     root = check_root(entry, where)
     proto = protocol_path(entry, root, where)
     split = official_split(proto.name)
     language = entry.language or "en"
     records = []
-    for lineno, line in read_lines(proto):
+    for lineno, line in read_lines(proto, problems):
         cols = line.split()
         if len(cols) != 5:
-            raise protocol_error(proto, lineno, f"expected 5 columns (SPEAKER UTT ENV ATTACK LABEL), got {len(cols)}",
-                                 line)
+            problems.add(proto, lineno, f"expected 5 columns (SPEAKER UTT ENV ATTACK LABEL), got {len(cols)}", line)
+            continue
         speaker, utt, _env, attack, label = cols
         if label not in ("bonafide", "spoof"):
-            raise protocol_error(proto, lineno, f"label column must be 'bonafide' or 'spoof', got {label!r}", line)
+            problems.add(proto, lineno, f"label column must be 'bonafide' or 'spoof', got {label!r}", line)
+            continue
         path = find_audio(root, utt)
         records.append(Record(
             path=str(path), source=rel(path, root), label=label, speaker=speaker, language=language,
             attack=None if attack in ("-", "bonafide") or label == "bonafide" else attack, split=split))
+    problems.require_usable(len(records), proto)
     return records

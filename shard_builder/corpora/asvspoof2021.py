@@ -15,10 +15,10 @@ Use ``max_per_label`` for a balanced subset.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from ..schema import Record
-from .common import check_root, find_audio, protocol_error, protocol_path, read_lines, rel
+from .common import LineProblems, check_root, find_audio, protocol_path, read_lines, rel
 
 _LABEL_COL = {"LA": 5, "DF": 5, "PA": 9}
 _MIN_COLS = {"LA": 6, "DF": 6, "PA": 10}
@@ -30,25 +30,30 @@ def track_of(utt: str):
     return head if head in _LABEL_COL else None
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems: Optional[LineProblems] = None) -> List[Record]:
+    problems = problems if problems is not None else LineProblems(entry.name)
     root = check_root(entry, where)
     proto = protocol_path(entry, root, where, default=DEFAULT_KEYS)
     language = entry.language or "en"
     records = []
-    for lineno, line in read_lines(proto):
+    for lineno, line in read_lines(proto, problems):
         cols = line.split()
         if len(cols) < 2:
-            raise protocol_error(proto, lineno, "expected a trial_metadata line (SPEAKER UTT ... LABEL ...)", line)
+            problems.add(proto, lineno, "expected a trial_metadata line (SPEAKER UTT ... LABEL ...)", line)
+            continue
         track = track_of(cols[1])
         if track is None:
-            raise protocol_error(proto, lineno, f"utterance id {cols[1]!r} is not an LA_/PA_/DF_ trial", line)
+            problems.add(proto, lineno, f"utterance id {cols[1]!r} is not an LA_/PA_/DF_ trial", line)
+            continue
         if len(cols) < _MIN_COLS[track]:
-            raise protocol_error(proto, lineno, f"{track} key lines have at least {_MIN_COLS[track]} columns, "
-                                                f"got {len(cols)}", line)
+            problems.add(proto, lineno, f"{track} key lines have at least {_MIN_COLS[track]} columns, "
+                                        f"got {len(cols)}", line)
+            continue
         label = cols[_LABEL_COL[track]]
         if label not in ("bonafide", "spoof"):
-            raise protocol_error(proto, lineno, f"column {_LABEL_COL[track] + 1} must be 'bonafide' or 'spoof', "
-                                                f"got {label!r}", line)
+            problems.add(proto, lineno, f"column {_LABEL_COL[track] + 1} must be 'bonafide' or 'spoof', "
+                                        f"got {label!r}", line)
+            continue
         attack = None
         if label == "spoof":
             if track == "PA":
@@ -62,4 +67,5 @@ def prepare(entry, where: str) -> List[Record]:
         path = find_audio(root, cols[1])
         records.append(Record(path=str(path), source=rel(path, root), label=label, speaker=cols[0],
                               language=language, attack=attack, split=None, extra=extra))
+    problems.require_usable(len(records), proto)
     return records

@@ -1,11 +1,15 @@
-"""Helpers shared by the adapters: root/protocol checks, file listing, label words, protocol-line errors."""
+"""Helpers shared by the adapters: root/protocol checks, file listing, label words, malformed protocol lines."""
 from __future__ import annotations
 
+import csv
+import logging
 import os
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..configuration import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: extensions soundfile reads that corpora ship (lower case, with dot)
 AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".opus")
@@ -58,21 +62,97 @@ def protocol_path(entry, root: Path, where: str, required: bool = True, default:
     return None
 
 
-def protocol_error(path: Path, lineno: int, msg: str, line: str = "") -> ConfigError:
+def line_message(path: Path, lineno: int, msg: str, line: str = "") -> str:
+    """``file:line: reason: 'line text'`` (the text shortened to 120 characters): the one spelling of a line problem."""
     shown = f": {line.strip()[:120]!r}" if line else ""
-    return ConfigError(f"{path}:{lineno}: {msg}{shown}")
+    return f"{path}:{lineno}: {msg}{shown}"
 
 
-def read_lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(line number, stripped line) of non-empty, non-comment lines; undecodable bytes are an error with the line."""
+def protocol_error(path: Path, lineno: int, msg: str, line: str = "") -> ConfigError:
+    """A file-level problem (no header, header without a required column...): the build stops before writing."""
+    return ConfigError(line_message(path, lineno, msg, line))
+
+
+class LineProblems:
+    """The malformed lines of one corpus entry's protocol/manifest/metadata files.
+
+    One bad line among good ones is a damaged corpus, not a wrong config: the adapter skips it (``add``) and goes
+    on, and the build report counts and lists it, so nothing disappears silently. A file whose every data line is
+    malformed is the wrong file or the wrong adapter: ``require_usable`` turns that into a ConfigError.
+    """
+
+    #: at most this many lines are listed (``items``); ``count`` stays exact
+    LIST_CAP = 100
+
+    def __init__(self, entry_name: str = ""):
+        self.entry_name = entry_name
+        self.count = 0
+        self.items: List[dict] = []
+        self._first: Dict[Path, Tuple[int, str, str]] = {}  # file -> its first bad line (lineno, reason, text)
+        self._per_file: Dict[Path, int] = {}
+
+    def add(self, path: Path, lineno: int, msg: str, line: str = "") -> None:
+        """Log the line once as a warning and record it; the caller then skips it."""
+        who = f"entry {self.entry_name}: " if self.entry_name else ""
+        log.warning("%s%s (line skipped)", who, line_message(path, lineno, msg, line))
+        self.count += 1
+        self._per_file[path] = self._per_file.get(path, 0) + 1
+        self._first.setdefault(path, (lineno, msg, line))
+        if len(self.items) < self.LIST_CAP:
+            self.items.append({"file": str(path), "line": lineno, "reason": msg, "text": line.strip()[:120]})
+
+    def require_usable(self, n_usable: int, path: Optional[Path] = None) -> None:
+        """Raise when lines of ``path`` (default: of any file) were malformed and none gave a record."""
+        if n_usable:
+            return
+        files = [path] if path is not None else list(self._first)
+        for p in files:
+            if p in self._first:
+                lineno, msg, line = self._first[p]
+                raise protocol_error(p, lineno, f"every data line is malformed ({self._per_file[p]} lines; wrong "
+                                                f"file or wrong adapter?), the first: {msg}", line)
+
+
+def decode_lines(path: Path, problems: LineProblems, header: bool = False) -> Iterator[str]:
+    """Every physical line of ``path``, line ends kept (so csv counts the same line numbers as an editor), streamed
+    (a 2021 DF key has 600k lines).
+
+    A line that is not UTF-8 is reported to ``problems`` and replaced by an empty line; with ``header`` an
+    undecodable first line is a file-level error, since no line of the file can be read without it.
+    """
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError:
-                raise protocol_error(path, lineno, "line is not valid UTF-8")
-            if line and not line.startswith("#"):
-                yield lineno, line
+                shown = raw.decode("utf-8", errors="backslashreplace")  # '\xff' marks the bad bytes
+                if header and lineno == 1:
+                    raise protocol_error(path, 1, "header line is not valid UTF-8", shown) from None
+                problems.add(path, lineno, "line is not valid UTF-8", shown)
+                yield "\n"
+
+
+def read_lines(path: Path, problems: LineProblems) -> Iterator[Tuple[int, str]]:
+    """(line number, stripped line) of non-empty, non-comment lines; undecodable lines are reported and skipped."""
+    for lineno, line in enumerate(decode_lines(path, problems), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield lineno, line
+
+
+def csv_rows(reader, path: Path, problems: LineProblems) -> Iterator[Tuple[int, List[str]]]:
+    """(line number, fields) of each non-blank row left in ``reader``; a row csv cannot parse (an over-long field,
+    say) is reported and skipped, and reading goes on with the next line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.add(path, reader.line_num, f"cannot be parsed ({exc})")
+            continue
+        if row and any(c.strip() for c in row):
+            yield reader.line_num, row
 
 
 def list_audio(directory: Path) -> List[Path]:

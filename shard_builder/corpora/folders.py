@@ -19,7 +19,7 @@ from .common import SPLIT_WORDS, check_root, label_word, list_audio, rel
 log = logging.getLogger(__name__)
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems=None) -> List[Record]:  # no label lines here, so no line problems
     root = check_root(entry, where)
     records, unlabeled = [], 0
     for path in list_audio(root):

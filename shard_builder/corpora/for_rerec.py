@@ -17,7 +17,7 @@ SPLIT_DIRS = {"training": "train", "validation": "val", "testing": "test"}
 CLASS_DIRS = {"real": "bonafide", "fake": "spoof"}
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems=None) -> List[Record]:  # no label lines here, so no line problems
     root = check_root(entry, where)
     language = entry.language or "en"
     records = []

@@ -10,11 +10,11 @@ Label = bonafide; speaker = the speaker folder (None under ``mix``); language = 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from ..configuration import ConfigError
 from ..schema import Record
-from .common import check_root, language_allowed, protocol_error, read_lines, rel, short_language
+from .common import LineProblems, check_root, language_allowed, read_lines, rel, short_language
 
 
 def _language_dirs(root: Path, entry):
@@ -23,7 +23,8 @@ def _language_dirs(root: Path, entry):
     return [(d.name, d / "by_book") for d in sorted(root.iterdir()) if (d / "by_book").is_dir()]
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems: Optional[LineProblems] = None) -> List[Record]:
+    problems = problems if problems is not None else LineProblems(entry.name)
     root = check_root(entry, where)
     records = []
     langs = _language_dirs(root, entry)
@@ -36,11 +37,14 @@ def prepare(entry, where: str) -> List[Record]:
         for meta in sorted(by_book.rglob("metadata.csv")):
             parts = meta.relative_to(by_book).parts  # (gender, speaker, book, metadata.csv) or (mix, book, ...)
             speaker = parts[1] if len(parts) >= 4 and parts[0] != "mix" else None
-            for lineno, line in read_lines(meta):
+            for lineno, line in read_lines(meta, problems):
                 utt = line.split("|", 1)[0].strip()
                 if not utt or "/" in utt:
-                    raise protocol_error(meta, lineno, "expected 'id|text|normalized'", line)
+                    problems.add(meta, lineno, "expected 'id|text|normalized'", line)
+                    continue
                 path = meta.parent / "wavs" / f"{utt}.wav"
                 records.append(Record(path=str(path), source=rel(path, root), label="bonafide", speaker=speaker,
                                       language=short_language(lang), attack=None, split=None))
+    # one book's broken metadata.csv is skipped line by line; no usable line in any of them is the wrong root
+    problems.require_usable(len(records))
     return records

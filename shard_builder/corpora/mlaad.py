@@ -15,7 +15,7 @@ from ..schema import Record
 from .common import check_root, language_allowed, list_audio, rel, short_language
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems=None) -> List[Record]:  # no label lines here, so no line problems
     root = check_root(entry, where)
     fake = root / "fake" if (root / "fake").is_dir() else root
     records = []

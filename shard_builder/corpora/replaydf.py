@@ -16,7 +16,7 @@ from .common import check_root, list_audio, rel
 CLASS_DIRS = {"benign": "bonafide", "spoof": "spoof"}
 
 
-def prepare(entry, where: str) -> List[Record]:
+def prepare(entry, where: str, problems=None) -> List[Record]:  # no label lines here, so no line problems
     root = check_root(entry, where)
     wav = root / "wav"
     if not wav.is_dir():
