@@ -136,6 +136,43 @@ def assign_shards(shards: List[ShardInfo], seed: int, epoch: int, world: int, wo
     return [_deal(r, sizes, max(1, workers)) for r in _deal(order, sizes, world)]
 
 
+#: [rank][worker] -> the shards a worker reads this epoch, each as (shard index, first sample, first copy)
+Plan = List[List[List[Tuple[int, int, int]]]]
+
+
+def standard_plan(shards: List[ShardInfo], seed: int, epoch: int, world: int, workers: int, shuffle: bool = True) -> Plan:
+    return [[[(int(i), 0, 0) for i in w] for w in r] for r in assign_shards(shards, seed, epoch, world, workers, shuffle)]
+
+
+def replan(shards: List[ShardInfo], states: List[dict], seed: int, world: int, workers: int) -> Plan:
+    """The rest of an epoch that was interrupted under another (processes x workers) layout, dealt to this one.
+
+    ``states``: the data state of every rank of the interrupted run. Each old worker's position says which of its
+    shards are done, where it stopped in the current one (the in-shard order depends only on the seed, the epoch and
+    the shard, and crops on the sample, so that position means the same under any layout) and which are untouched.
+    What is left is dealt by remaining size to the new ranks and workers. No sample of the epoch is read twice or
+    skipped, apart from what every epoch end drops (each worker's last partial batch, the ranks' remainder).
+    """
+    old_world, old_workers, epoch = states[0]["world"], states[0]["num_workers"], states[0]["epoch"]
+    ranks = sorted(int(st["rank"]) for st in states)
+    if ranks != list(range(old_world)) or any(st["epoch"] != epoch for st in states):
+        raise ResumeMismatch(f"the checkpoint holds data states of ranks {ranks} (epochs "
+                             f"{sorted({st['epoch'] for st in states})}) of a {old_world}-process run: it is incomplete")
+    old_plan = states[0].get("plan") or standard_plan(shards, seed, epoch, old_world, old_workers)
+    left: List[Tuple[int, int, int]] = []
+    for st in states:
+        for w, items in enumerate(old_plan[int(st["rank"])]):
+            items = [tuple(int(v) for v in x) for x in items]
+            pos = st["positions"].get(str(w))
+            if pos is None:
+                left += items
+            elif pos[0] < len(items):
+                left += [(items[pos[0]][0], int(pos[1]), int(pos[2]))] + items[pos[0] + 1:]
+    sizes = [max(0, shards[i].samples - k) for i, k, _ in left]
+    return [[[left[j] for j in w] for w in _deal(r, sizes, max(1, workers))]
+            for r in _deal(list(range(len(left))), sizes, world)]
+
+
 # -- 3. tar index --------------------------------------------------------------------------------------------------
 @dataclass
 class TarSample:
@@ -318,16 +355,17 @@ class ShardStream(IterableDataset):
     """Yields collated batches (dicts). One instance per epoch, copied into every DataLoader worker."""
 
     def __init__(self, shards: List[ShardInfo], opts: StreamOptions, augmenter=None, epoch: int = 0,
-                 positions: Optional[Dict[int, Tuple[int, int, int]]] = None, rotation: int = 0):
+                 positions: Optional[Dict[int, Tuple[int, int, int]]] = None, rotation: int = 0,
+                 plan: Optional[Plan] = None):
         self.shards, self.opts, self.augmenter = shards, opts, augmenter
         self.epoch, self.rotation = epoch, rotation
         self.positions = dict(positions or {})
         self.buffers: Optional[SharedBatches] = None  # set in each worker
-        self.assignment = assign_shards(shards, opts.seed, epoch, opts.world, opts.num_workers, shuffle=opts.train)
+        self.plan = plan or standard_plan(shards, opts.seed, epoch, opts.world, opts.num_workers, shuffle=opts.train)
 
     # which shards a logical worker reads, for tests and docs
     def worker_shards(self, logical: int) -> List[int]:
-        return self.assignment[self.opts.rank][logical]
+        return [i for i, _, _ in self.plan[self.opts.rank][logical]]
 
     def copies(self, meta: dict, key: str) -> int:
         """How many times a sample is emitted this epoch under ``data.weights`` (floor + Bernoulli remainder)."""
@@ -346,11 +384,12 @@ class ShardStream(IterableDataset):
         n_workers = max(1, self.opts.num_workers)
         physical = info.id if info is not None else 0
         logical = (physical + self.rotation) % n_workers
-        shard_ids = self.assignment[self.opts.rank][logical]
+        items = [tuple(x) for x in self.plan[self.opts.rank][logical]]
         self.buffers = None
         if info is not None and self.opts.train and self.opts.shared_buffers > 0:
             self.buffers = SharedBatches.create(self.opts.shared_buffers, self.opts.batch_size, self.opts.crop_samples)
-        yield from self._batches(logical, shard_ids, self.positions.get(logical, (0, 0, 0)))
+        start = self.positions.get(logical) or ((0, items[0][1], items[0][2]) if items else (0, 0, 0))
+        yield from self._batches(logical, items, start)
 
     def _problem(self, where: str, why: str) -> dict:
         msg = f"corrupt shard data: {where}: {why}"
@@ -392,13 +431,13 @@ class ShardStream(IterableDataset):
         return {"wave": x, "label": label_to_int(meta["label"]), "key": key,
                 "attack_type": meta.get("attack_type"), "corpus": meta.get("corpus")}
 
-    def _batches(self, logical: int, shard_ids: List[int], start: Tuple[int, int, int]) -> Iterator[dict]:
+    def _batches(self, logical: int, items: List[Tuple[int, int, int]], start: Tuple[int, int, int]) -> Iterator[dict]:
         o = self.opts
         slot, k, c = start
         buf: List[dict] = []
         problems: List[dict] = []
-        while slot < len(shard_ids):
-            path = self.shards[shard_ids[slot]].path
+        while slot < len(items):
+            path = self.shards[items[slot][0]].path
             samples, tar_problem = index_tar(path)
             order = (np.random.default_rng([o.seed, self.epoch, key_seed(os.path.basename(path))]).permutation(len(samples))
                      if o.train else np.arange(len(samples)))
@@ -425,7 +464,8 @@ class ShardStream(IterableDataset):
                     k, c = k + 1, 0
             if tar_problem:
                 problems.append(self._problem(path, tar_problem))
-            slot, k, c = slot + 1, 0, 0
+            slot += 1
+            k, c = items[slot][1:] if slot < len(items) else (0, 0)
         if buf and not o.train:
             yield collate(buf, logical, (slot, 0, 0), problems)
 
@@ -553,12 +593,13 @@ class TrainStream:
         self.rotation = 0
         self.batches_in_epoch = 0
         self.problems_total = 0
+        self.plan: Optional[Plan] = None  # set when this epoch continues one interrupted under another layout
         self._it = None
         self._buffers: Dict[int, Tuple[Dict[str, torch.Tensor], torch.Tensor]] = {}
 
     def _iterator(self):
         if self._it is None:
-            ds = ShardStream(self.shards, self.opts, self.augmenter, self.epoch, self.positions, self.rotation)
+            ds = ShardStream(self.shards, self.opts, self.augmenter, self.epoch, self.positions, self.rotation, self.plan)
             self._it = iter(make_loader(ds, self.opts.num_workers, self.opts.seed))
             _LIVE_ITERATORS.add(self._it)
         return self._it
@@ -596,7 +637,7 @@ class TrainStream:
     def next_epoch(self) -> None:
         self.close()
         self.epoch += 1
-        self.positions, self.rotation, self.batches_in_epoch = {}, 0, 0
+        self.positions, self.rotation, self.batches_in_epoch, self.plan = {}, 0, 0, None
 
     def close(self) -> None:
         self._it = None  # the DataLoader iterator shuts its workers down when collected
@@ -608,21 +649,32 @@ class TrainStream:
             "positions": {str(k): list(v) for k, v in sorted(self.positions.items())},
             "world": self.opts.world, "rank": self.opts.rank, "num_workers": self.opts.num_workers,
             "problems_total": self.problems_total,
+            **({"plan": self.plan} if self.plan is not None else {}),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        mid_epoch = bool(state["positions"])
-        if mid_epoch and (state["world"] != self.opts.world or state["num_workers"] != self.opts.num_workers):
+    def load_state_dict(self, state: dict, all_ranks: Optional[List[dict]] = None) -> None:
+        """Continue from a checkpoint's data state. A checkpoint written mid-epoch by another number of processes or
+        workers needs the states of all its ranks (``all_ranks``): the rest of the epoch is then re-dealt to this
+        layout (:func:`replan`); without them it is refused."""
+        mid_epoch = bool(state["positions"]) or "plan" in state
+        same_layout = state["world"] == self.opts.world and state["num_workers"] == self.opts.num_workers
+        if mid_epoch and not same_layout and all_ranks is None:
             raise ResumeMismatch(
                 f"the checkpoint was written mid-epoch by {state['world']} process(es) x {state['num_workers']} "
-                f"data worker(s); this run has {self.opts.world} x {self.opts.num_workers}. The data position of "
-                f"each (rank, worker) cannot be mapped exactly onto a different layout, so resuming would repeat or "
-                f"skip samples: rerun with the same number of processes and data.num_workers="
-                f"{state['num_workers']}, or start a new output_dir.")
+                f"data worker(s); this run has {self.opts.world} x {self.opts.num_workers}, and continuing the epoch "
+                f"on another layout needs the data states of all {state['world']} ranks.")
         self.close()
         self.epoch = int(state["epoch"])
-        self.rotation = int(state["rotation"]) if mid_epoch else 0
         self.batches_in_epoch = int(state.get("batches_in_epoch", 0))
+        if mid_epoch and not same_layout:
+            self.plan = replan(self.shards, all_ranks, self.opts.seed, self.opts.world, self.opts.num_workers)
+            self.positions, self.rotation = {}, 0
+            self.problems_total = sum(int(st.get("problems_total", 0)) for st in all_ranks) if self.opts.rank == 0 else 0
+            log.info("the checkpoint's epoch %d was interrupted under %d x %d (processes x workers): its remaining "
+                     "shards are re-dealt to %d x %d", self.epoch, state["world"], state["num_workers"],
+                     self.opts.world, self.opts.num_workers)
+            return
+        self.rotation = int(state["rotation"]) if mid_epoch else 0
         self.positions = {int(k): tuple(v) for k, v in state["positions"].items()}
+        self.plan = [[[tuple(x) for x in w] for w in r] for r in state["plan"]] if state.get("plan") else None
         self.problems_total = int(state.get("problems_total", 0))
-

@@ -25,7 +25,7 @@ from shard_builder.configuration import ConfigError, to_dict, to_yaml
 from trainer.augment import Augmenter
 from trainer.checkpoint import CheckpointManager, complete_checkpoints, write_atomic
 from trainer.config import TrainConfig
-from trainer.data import (CorruptDataError, DataError, ShardsNotFound, StreamOptions, TrainStream,
+from trainer.data import (CorruptDataError, DataError, ResumeMismatch, ShardsNotFound, StreamOptions, TrainStream,
                           class_balance_weights, list_shards)
 from trainer.metrics_log import MetricsLog
 from trainer.model import EXPORT_WEIGHTS, Detector, average_checkpoints
@@ -316,7 +316,13 @@ def load_checkpoint(d: Path, acc, raw: Detector, stream: TrainStream, cfg: Train
     rank = acc.process_index
     own = d / STATE_FILE.format(rank)
     state = json.loads((own if own.is_file() else d / STATE_FILE.format(0)).read_text())
-    stream.load_state_dict(state["data"])  # refuses a mid-epoch layout change before anything is loaded
+    if state["world_size"] != acc.num_processes and deepspeed:
+        raise ResumeMismatch(f"{d} was written by {state['world_size']} DeepSpeed process(es) and this run has "
+                             f"{acc.num_processes}: ZeRO's partitioned optimizer state needs the same number; rerun "
+                             f"with {state['world_size']} processes or start a new output_dir")
+    # a mid-epoch checkpoint of another layout: the rest of its epoch is re-dealt from every rank's data state
+    all_ranks = [json.loads(p.read_text())["data"] for p in sorted(d.glob(STATE_FILE.replace("{:05d}", "*")))]
+    stream.load_state_dict(state["data"], all_ranks)
     acc.load_state(str(d))
     if not deepspeed:
         raw.load_state_dict(load_file(str(d / EXPORT_WEIGHTS), device="cpu"))

@@ -40,7 +40,7 @@ def test_every_sample_read_by_exactly_one_rank_and_worker(shards):
     for rank in range(2):
         for worker in range(2):
             ds = ShardStream(infos, opts(world=2, rank=rank, num_workers=2, train=False), epoch=1)
-            for b in ds._batches(worker, ds.worker_shards(worker), (0, 0, 0)):
+            for b in ds._batches(worker, ds.plan[rank][worker], (0, 0, 0)):
                 for k in b["keys"]:
                     reader[k].add((rank, worker))
     assert sorted(reader) == sorted(all_keys(infos))
@@ -92,14 +92,48 @@ def test_resume_skips_without_decoding(shards, monkeypatch):
     assert len(left) == 2 and len(decoded) == 2  # the 6 samples before the position were never decoded
 
 
-def test_resume_with_other_layout_mid_epoch_is_refused(shards):
+def test_resume_with_other_layout_mid_epoch_needs_every_rank(shards):
     infos = list_shards(shards, "train")
     s = TrainStream(infos, opts(num_workers=0))
     consume(s, 2)
     state = s.state_dict()
     other = TrainStream(infos, opts(world=2, rank=0))
-    with pytest.raises(ResumeMismatch, match="same number of processes"):
+    with pytest.raises(ResumeMismatch, match="data states of all 1 ranks"):
         other.load_state_dict(state)
+    with pytest.raises(ResumeMismatch, match="incomplete"):
+        other.load_state_dict(state, [dict(state, rank=1)])
+
+
+def keys_read(streams, limits):
+    """Consume up to limits[i] batches (None: all) from stream i; the keys read and each stream's state after."""
+    keys = collections.Counter()
+    for s, n in zip(streams, limits):
+        for k, _ in consume(s, n):
+            keys.update(k)
+    return keys, [s.state_dict() for s in streams]
+
+
+@pytest.mark.parametrize("layouts", [[(2, 2), (1, 1)], [(2, 2), (3, 1), (1, 2)], [(1, 3), (2, 0)]])
+def test_mid_epoch_resume_on_another_layout_reads_the_rest_exactly_once(shards, layouts):
+    infos = list_shards(shards, "train")
+    # batch 1: no partial batch to drop, so the epoch's samples (with the extra copies of the mix weights) are
+    # read exactly once whatever the layouts and wherever they change
+    o = dict(batch_size=1, weights={"attack_type:replay": 1.5})
+    full, _ = keys_read([TrainStream(infos, opts(num_workers=0, **o))], [None])
+    assert sum(full.values()) > 44  # some replay samples are read twice
+    read, states = collections.Counter(), None
+    for n, (world, workers) in enumerate(layouts):
+        streams = [TrainStream(infos, opts(world=world, rank=r, num_workers=workers, **o)) for r in range(world)]
+        if states is not None:
+            for r, s in enumerate(streams):
+                s.load_state_dict(json.loads(json.dumps(states[min(r, len(states) - 1)])),
+                                  json.loads(json.dumps(states)))
+        last = n == len(layouts) - 1
+        got, states = keys_read(streams, [None if last else 3 + 2 * r for r in range(world)])
+        read += got
+        if not last:
+            assert any(st["positions"] for st in states)  # really interrupted mid-epoch
+    assert read == full
 
 
 def test_window_decode_equals_crop_of_full_decode(shards):

@@ -156,3 +156,23 @@ def test_export_is_a_loadable_model_with_best_val(single):
     a, b = (load_file(str(c / "model.safetensors")) for c in ckpts)
     k = "head.weight"
     assert torch.allclose(avg[k], (a[k] + b[k]) / 2)
+
+
+def test_mid_epoch_checkpoint_of_2_processes_resumes_on_1(shards, tmp_path):
+    """A 2-process run preempted mid-epoch, continued by 1 process with 2 workers: the rest of the epoch is re-dealt
+    (exactly-once is checked sample by sample in test_data.py) and the run finishes."""
+    out = tmp_path / "run"
+    p = start(2, out, shards, ["data.num_workers=1"])
+    wait_for_step(p, out, 3)
+    os.killpg(p.pid, signal.SIGTERM)
+    finish(p)
+    stopped = read_state(out)
+    assert stopped["state"] == "preempted" and stopped["step"] < 10
+    ckpt = out / "checkpoints" / f"step-{stopped['step']:08d}"
+    data_states = [json.loads(f.read_text())["data"] for f in sorted(ckpt.glob("trainer_state-rank*.json"))]
+    assert len(data_states) == 2 and all(d["positions"] for d in data_states)  # mid-epoch on both ranks
+
+    assert finish(start(1, out, shards, ["data.num_workers=2"])) == 0
+    log = (tmp_path / "run.log").read_text()
+    assert "re-dealt to 1 x 2" in log
+    assert read_state(out)["state"] == "finished" and logged_steps(out) == 12
