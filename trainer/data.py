@@ -37,7 +37,7 @@ import io
 import json
 import logging
 import math
-import multiprocessing
+import multiprocessing.util  # noqa: F401 (its exit handler must be registered before ours)
 import os
 import signal
 import tarfile
@@ -171,6 +171,13 @@ def replan(shards: List[ShardInfo], states: List[dict], seed: int, world: int, w
     sizes = [max(0, shards[i].samples - k) for i, k, _ in left]
     return [[[left[j] for j in w] for w in _deal(r, sizes, max(1, workers))]
             for r in _deal(list(range(len(left))), sizes, world)]
+
+
+def check_same_data(state: dict, data_id: str) -> None:
+    if state.get("data_id", data_id) != data_id:
+        raise ResumeMismatch("the checkpoint's epoch was interrupted with another seed, other shards or other mix "
+                             "weights (data.weights); its positions cannot be re-dealt: restore them, or start a new "
+                             "output_dir")
 
 
 # -- 3. tar index --------------------------------------------------------------------------------------------------
@@ -553,15 +560,16 @@ _LIVE_ITERATORS: "weakref.WeakSet" = weakref.WeakSet()
 def _stop_workers_at_exit() -> None:
     """Data workers ignore SIGTERM (below), so multiprocessing's own exit handler, which sends SIGTERM to daemonic
     children and then joins them, would wait forever when an uncaught exception leaves a loader alive. This runs
-    first (atexit is last-in, first-out; multiprocessing registered its handler on import) and shuts the live
-    loaders down the normal way; anything still left is killed."""
+    first (atexit is last-in, first-out; ``multiprocessing.util``, imported above, registered its handler before)
+    and shuts the live loaders down the normal way; a worker of theirs still alive is killed. Other children (a
+    ``multiprocessing.Pool``...) are left to multiprocessing."""
     for it in list(_LIVE_ITERATORS):
         shutdown = getattr(it, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
+        for worker in getattr(it, "_workers", []):
+            if worker.is_alive():
+                worker.kill()
 
 
 def _worker_init(_: int) -> None:
@@ -618,16 +626,16 @@ class TrainStream:
             if batch["buffers"] is not None:  # a worker's buffers arrive with the first batch that uses them
                 self._buffers[batch["worker"]] = batch["buffers"]
             if batch["slot"] is not None:
-                tensors = self._buffers[batch["worker"]][0]
-                batch.update({k: tensors[k][batch["slot"]] for k in SharedBatches.FIELDS})
+                tensors, busy = self._buffers[batch["worker"]]
+                batch.update({k: tensors[k][batch["slot"]] for k in SharedBatches.FIELDS}, busy=busy)
             out.append(batch)
         return out
 
     def commit(self, batch: dict) -> List[dict]:
         """The trainer has trained on ``batch``: advance the checkpointable position. Returns its data problems."""
-        if batch["slot"] is not None:
-            batch.update(dict.fromkeys(SharedBatches.FIELDS))
-            self._buffers[batch["worker"]][1][batch["slot"]] = 0  # the worker may refill it now
+        if batch["slot"] is not None:  # the worker may refill it now (the flag of this batch's own loader)
+            batch["busy"][batch["slot"]] = 0
+            batch.update(dict.fromkeys(SharedBatches.FIELDS), slot=None, busy=None)
         self.positions[batch["worker"]] = tuple(batch["position"])
         self.rotation = (batch["worker"] + 1) % max(1, self.opts.num_workers)
         self.batches_in_epoch += 1
@@ -648,16 +656,23 @@ class TrainStream:
             "epoch": self.epoch, "rotation": self.rotation, "batches_in_epoch": self.batches_in_epoch,
             "positions": {str(k): list(v) for k, v in sorted(self.positions.items())},
             "world": self.opts.world, "rank": self.opts.rank, "num_workers": self.opts.num_workers,
-            "problems_total": self.problems_total,
+            "problems_total": self.problems_total, "data_id": self.data_id(),
             **({"plan": self.plan} if self.plan is not None else {}),
         }
+
+    def data_id(self) -> str:
+        """What positions are relative to: the seed, the shards (names and sizes) and the mix weights."""
+        what = [self.opts.seed, [(os.path.basename(s.path), s.samples) for s in self.shards],
+                sorted(self.opts.weights.items())]
+        return hashlib.sha1(json.dumps(what).encode()).hexdigest()[:16]
 
     def load_state_dict(self, state: dict, all_ranks: Optional[List[dict]] = None) -> None:
         """Continue from a checkpoint's data state. A checkpoint written mid-epoch by another number of processes or
         workers needs the states of all its ranks (``all_ranks``): the rest of the epoch is then re-dealt to this
         layout (:func:`replan`); without them it is refused."""
-        mid_epoch = bool(state["positions"]) or "plan" in state
         same_layout = state["world"] == self.opts.world and state["num_workers"] == self.opts.num_workers
+        states = all_ranks if all_ranks and not same_layout else [state]  # any rank may be the one mid-epoch
+        mid_epoch = any(st["positions"] or "plan" in st for st in states)
         if mid_epoch and not same_layout and all_ranks is None:
             raise ResumeMismatch(
                 f"the checkpoint was written mid-epoch by {state['world']} process(es) x {state['num_workers']} "
@@ -667,6 +682,7 @@ class TrainStream:
         self.epoch = int(state["epoch"])
         self.batches_in_epoch = int(state.get("batches_in_epoch", 0))
         if mid_epoch and not same_layout:
+            check_same_data(all_ranks[0], self.data_id())
             self.plan = replan(self.shards, all_ranks, self.opts.seed, self.opts.world, self.opts.num_workers)
             self.positions, self.rotation = {}, 0
             self.problems_total = sum(int(st.get("problems_total", 0)) for st in all_ranks) if self.opts.rank == 0 else 0

@@ -320,15 +320,16 @@ def load_checkpoint(d: Path, acc, raw: Detector, stream: TrainStream, cfg: Train
         raise ResumeMismatch(f"{d} was written by {state['world_size']} DeepSpeed process(es) and this run has "
                              f"{acc.num_processes}: ZeRO's partitioned optimizer state needs the same number; rerun "
                              f"with {state['world_size']} processes or start a new output_dir")
-    # a mid-epoch checkpoint of another layout: the rest of its epoch is re-dealt from every rank's data state
-    all_ranks = [json.loads(p.read_text())["data"] for p in sorted(d.glob(STATE_FILE.replace("{:05d}", "*")))]
+    all_ranks = None  # another layout: the rest of an interrupted epoch is re-dealt from every rank's data state
+    if (state["data"]["world"], state["data"]["num_workers"]) != (acc.num_processes, cfg.data.num_workers):
+        all_ranks = [json.loads(p.read_text())["data"] for p in sorted(d.glob(STATE_FILE.replace("{:05d}", "*")))]
     stream.load_state_dict(state["data"], all_ranks)
     acc.load_state(str(d))
     if not deepspeed:
         raw.load_state_dict(load_file(str(d / EXPORT_WEIGHTS), device="cpu"))
     if state["world_size"] == acc.num_processes:
         set_rng_state(state["rng"])
-    else:  # allowed only at an epoch boundary (checked above); randomness restarts from the seed
+    else:  # another number of processes: randomness restarts from the seed
         seed_everything(cfg.seed * 1000 + rank + 7919 * state["step"])
     return int(state["step"]), state.get("best")
 

@@ -136,6 +136,49 @@ def test_mid_epoch_resume_on_another_layout_reads_the_rest_exactly_once(shards, 
     assert read == full
 
 
+def test_another_layout_continues_ranks_that_moved_while_rank0_did_not(shards):
+    infos = list_shards(shards, "train")
+    o = dict(batch_size=1)
+    full, _ = keys_read([TrainStream(infos, opts(num_workers=0, **o))], [None])
+    ranks = [TrainStream(infos, opts(world=2, rank=r, num_workers=1, **o)) for r in range(2)]
+    before, states = keys_read(ranks, [0, 2])
+    assert not states[0]["positions"] and states[1]["positions"]
+    one = TrainStream(infos, opts(num_workers=2, **o))
+    one.load_state_dict(states[0], states)
+    after, _ = keys_read([one], [None])
+    assert before + after == full
+
+
+def test_another_layout_with_other_mix_weights_is_refused(shards):
+    infos = list_shards(shards, "train")
+    ranks = [TrainStream(infos, opts(world=2, rank=r, num_workers=0, batch_size=1)) for r in range(2)]
+    _, states = keys_read(ranks, [2, 2])
+    other = TrainStream(infos, opts(num_workers=0, batch_size=1, weights={"attack_type:replay": 2.0}))
+    with pytest.raises(ResumeMismatch, match="other mix weights"):
+        other.load_state_dict(states[0], states)
+
+
+def test_a_committed_batch_releases_its_buffer_once(shards):
+    infos = list_shards(shards, "train")
+    s = TrainStream(infos, opts(num_workers=1))
+    b = s.fetch(1)[0]
+    assert b["slot"] is not None
+    busy, slot = b["busy"], b["slot"]
+    s.commit(b)
+    assert busy[slot] == 0 and b["slot"] is None and b["wave"] is None  # the views are gone with the buffer
+    s.close()
+
+
+def test_exit_leaves_other_multiprocessing_children_to_multiprocessing(tmp_path):
+    # the exit hook stops loader workers only: an open multiprocessing.Pool still shuts down normally
+    script = tmp_path / "pool.py"
+    script.write_text("import multiprocessing as mp\nimport trainer.data\npool = mp.Pool(2)\n"
+                      "assert pool.map(abs, [-1, -2, -3]) == [1, 2, 3]\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(data.__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+
+
 def test_window_decode_equals_crop_of_full_decode(shards):
     from shard_builder.audio import decode_audio_bytes
 
