@@ -78,6 +78,8 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
     model, optimizer = acc.prepare(model, optimizer)
     # DDP's module is the model itself; accelerate's unwrap_model would import deepspeed (seconds per process)
     raw = acc.unwrap_model(model) if deepspeed else getattr(model, "module", model)
+    # DeepSpeed bf16/fp16 casts the weights instead of autocasting: the input must follow them
+    in_dtype = next(raw.parameters()).dtype
     keep_model_out_of_accelerate_state(acc)
     seed_everything(cfg.seed * 1000 + rank)  # per-rank randomness (e.g. WavLM's time masking)
 
@@ -146,7 +148,7 @@ def train(cfg: TrainConfig, preempt: Optional[PreemptionFlag] = None,
         lr = set_lr(optimizer, lr_factor(step, tc.warmup_steps, tc.max_steps, tc.min_lr_ratio))
         grad_norm = None
         for batch in batches:
-            wave = batch["wave"].to(acc.device, non_blocking=True)
+            wave = batch["wave"].to(acc.device, dtype=in_dtype, non_blocking=True)
             lengths = batch["lengths"].to(acc.device)
             labels = batch["labels"].to(acc.device)
             with acc.accumulate(model):
