@@ -140,8 +140,10 @@ def assign_shards(shards: List[ShardInfo], seed: int, epoch: int, world: int, wo
 Plan = List[List[List[Tuple[int, int, int]]]]
 
 
-def standard_plan(shards: List[ShardInfo], seed: int, epoch: int, world: int, workers: int, shuffle: bool = True) -> Plan:
-    return [[[(int(i), 0, 0) for i in w] for w in r] for r in assign_shards(shards, seed, epoch, world, workers, shuffle)]
+def standard_plan(shards: List[ShardInfo], seed: int, epoch: int, world: int, workers: int,
+                  shuffle: bool = True) -> Plan:
+    assignment = assign_shards(shards, seed, epoch, world, workers, shuffle)
+    return [[[(int(i), 0, 0) for i in w] for w in r] for r in assignment]
 
 
 def replan(shards: List[ShardInfo], states: List[dict], seed: int, world: int, workers: int) -> Plan:
@@ -156,8 +158,9 @@ def replan(shards: List[ShardInfo], states: List[dict], seed: int, world: int, w
     old_world, old_workers, epoch = states[0]["world"], states[0]["num_workers"], states[0]["epoch"]
     ranks = sorted(int(st["rank"]) for st in states)
     if ranks != list(range(old_world)) or any(st["epoch"] != epoch for st in states):
-        raise ResumeMismatch(f"the checkpoint holds data states of ranks {ranks} (epochs "
-                             f"{sorted({st['epoch'] for st in states})}) of a {old_world}-process run: it is incomplete")
+        epochs = sorted({st["epoch"] for st in states})
+        raise ResumeMismatch(f"the checkpoint holds data states of ranks {ranks} (epochs {epochs}) of a "
+                             f"{old_world}-process run: it is incomplete")
     old_plan = states[0].get("plan") or standard_plan(shards, seed, epoch, old_world, old_workers)
     left: List[Tuple[int, int, int]] = []
     for st in states:
@@ -499,7 +502,8 @@ class SharedBatches:
             tensors = {"wave": torch.zeros((n, batch_size, length)),
                        "lengths": torch.zeros((n, batch_size), dtype=torch.long),
                        "labels": torch.zeros((n, batch_size))}
-            return cls({k: t.share_memory_() for k, t in tensors.items()}, torch.zeros(n, dtype=torch.uint8).share_memory_())
+            busy = torch.zeros(n, dtype=torch.uint8).share_memory_()
+            return cls({k: t.share_memory_() for k, t in tensors.items()}, busy)
         except RuntimeError as exc:  # e.g. a small /dev/shm: fall back to one segment per batch
             log.warning("no shared batch buffers (%s); set data.shared_buffers=0 to silence this", exc)
             return None
@@ -607,7 +611,8 @@ class TrainStream:
 
     def _iterator(self):
         if self._it is None:
-            ds = ShardStream(self.shards, self.opts, self.augmenter, self.epoch, self.positions, self.rotation, self.plan)
+            ds = ShardStream(self.shards, self.opts, self.augmenter, self.epoch, self.positions, self.rotation,
+                             self.plan)
             self._it = iter(make_loader(ds, self.opts.num_workers, self.opts.seed))
             _LIVE_ITERATORS.add(self._it)
         return self._it
@@ -685,7 +690,8 @@ class TrainStream:
             check_same_data(all_ranks[0], self.data_id())
             self.plan = replan(self.shards, all_ranks, self.opts.seed, self.opts.world, self.opts.num_workers)
             self.positions, self.rotation = {}, 0
-            self.problems_total = sum(int(st.get("problems_total", 0)) for st in all_ranks) if self.opts.rank == 0 else 0
+            old_total = sum(int(st.get("problems_total", 0)) for st in all_ranks)
+            self.problems_total = old_total if self.opts.rank == 0 else 0
             log.info("the checkpoint's epoch %d was interrupted under %d x %d (processes x workers): its remaining "
                      "shards are re-dealt to %d x %d", self.epoch, state["world"], state["num_workers"],
                      self.opts.world, self.opts.num_workers)

@@ -12,7 +12,8 @@ Everything goes through the real CLI (``python -m trainer`` / ``accelerate launc
   of the same model and batch, times samples/s, over the GPU's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s;
   ``--peak-tflops`` for others);
 - ZeRO-2: ``configs/accelerate/deepspeed_zero2.yaml`` with one process, SIGTERM to the process group after a few
-  steps (what ``slurm/train.sbatch`` turns a preemption notice into), the same command again; the table says where it stopped, where it resumed, and whether it finished.
+  steps (what ``slurm/train.sbatch`` turns a preemption notice into), the same command again; the table says where
+  it stopped, where it resumed, and whether it finished.
 Without a CUDA device ``run()`` (``make bench``) reports that it was skipped; ``--smoke`` runs it on CPU.
 """
 from __future__ import annotations
@@ -95,7 +96,8 @@ def throughput(shards: Path, work: Path, o: argparse.Namespace, env: dict) -> di
 
 def zero2_resume(shards: Path, work: Path, o: argparse.Namespace, env: dict) -> dict:
     out = work / "zero2"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/deepspeed_zero2.yaml",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch",
+           "--config_file", "configs/accelerate/deepspeed_zero2.yaml",
            "--num_processes", "1", "-m", "trainer", *trainer_args(shards, out, o),
            f"checkpoint.every_steps={max(2, o.zero2_steps // 2)}", f"train.max_steps={o.zero2_steps}",
            "train.log_every=1"]
